@@ -42,5 +42,9 @@ notebooks: $(VENV)/.dev-stack
 	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg instructor/source
 
+# Regenerate the student notebooks in notebooks/ from the instructor sources (nbgrader generate_assignment).
+release: $(VENV)/.dev-stack
+	$(BIN)/python instructor/release.py
+
 clean:
 	rm -rf $(VENV) test-results bench-results

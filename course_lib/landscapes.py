@@ -111,7 +111,7 @@ def rosenbrock(a=1.0, b=100.0):
 
     def grad(p):
         x, y = p[0], p[1]
-        return np.stack([-2 * (a - x) - 4 * b * x * (y - x**2), 2 * b * (y - x**2)])
+        return np.array([-2 * (a - x) - 4 * b * x * (y - x**2), 2 * b * (y - x**2)])
 
     def hessian(p):
         x, y = p[0], p[1]
@@ -135,7 +135,7 @@ def saddle():
 
     def grad(p):
         x, y = p[0], p[1]
-        return np.stack([x, y**3 - y])
+        return np.array([x, y**3 - y])
 
     def hessian(p):
         y = p[1]
@@ -168,7 +168,7 @@ def local_minimum():
 
     def grad(p):
         x, y = p[0], p[1]
-        return np.stack([4 * x**3 - 4 * x + _LOCAL_TILT, 2 * y])
+        return np.array([4 * x**3 - 4 * x + _LOCAL_TILT, 2 * y])
 
     def hessian(p):
         x = p[0]

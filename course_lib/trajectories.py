@@ -53,23 +53,33 @@ def run(rule, landscape, start=None, steps=100, config=None, gradient_noise=0.0,
     x = np.array(landscape.start if start is None else start, dtype=float)
     if x.shape != np.shape(landscape.global_minimum):
         raise ValueError(f"start must have shape {np.shape(landscape.global_minimum)}, got {x.shape}")
-    rng = np.random.default_rng(seed)
-    points, losses = [x], [float(landscape.f(x))]
+    rng = np.random.default_rng(seed) if gradient_noise else None
+    points = [x]
     diverged_at = None
     with np.errstate(all="ignore"):
         for step in range(1, steps + 1):
             dx = landscape.grad(x)
-            if gradient_noise:
+            if rng is not None:
                 dx = dx + gradient_noise * rng.standard_normal(x.shape)
-            x, config = rule(x, dx, config)
-            x = np.asarray(x, dtype=float)
-            loss = float(landscape.f(x))
-            if not (np.all(np.isfinite(x)) and np.isfinite(loss) and np.linalg.norm(x) < BLOWUP_RADIUS):
+            x, config = _checked_step(rule, x, dx, config)
+            # One comparison catches inf, NaN (every comparison with NaN is False) and a run flying away.
+            if not np.abs(x).max() < BLOWUP_RADIUS:
                 diverged_at = step
                 break
             points.append(x)
-            losses.append(loss)
-    return Trajectory(np.array(points), np.array(losses), diverged_at)
+        points = np.array(points)
+        losses = np.asarray(landscape.f(points.T), dtype=float)
+    return Trajectory(points, losses, diverged_at)
+
+
+def _checked_step(rule, x, dx, config):
+    result = rule(x, dx, config)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise ValueError(f"a rule must return (next_x, config), got {type(result).__name__}")
+    next_x = np.asarray(result[0], dtype=float)
+    if next_x.shape != x.shape:
+        raise ValueError(f"the rule returned next_x of shape {next_x.shape}, expected {x.shape}")
+    return next_x, result[1]
 
 
 def nesterov_lookahead(landscape, start=None, steps=100, learning_rate=1e-2, rho=0.9):
@@ -84,10 +94,11 @@ def nesterov_lookahead(landscape, start=None, steps=100, learning_rate=1e-2, rho
     x = np.array(landscape.start if start is None else start, dtype=float)
     velocity = np.zeros_like(x)
     points, velocities = [x], [velocity]
-    for _ in range(steps):
-        velocity = rho * velocity - learning_rate * landscape.grad(x + rho * velocity)
-        x = x + velocity
-        points.append(x)
-        velocities.append(velocity)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            velocity = rho * velocity - learning_rate * landscape.grad(x + rho * velocity)
+            x = x + velocity
+            points.append(x)
+            velocities.append(velocity)
     points = np.array(points)
     return Trajectory(points, np.array([float(landscape.f(p)) for p in points])), np.array(velocities)

@@ -1,0 +1,152 @@
+"""The likely bugs in each exercise, written out so that a check can recognise them in a learner's answer.
+
+Each entry is (wrong implementation, what to tell the learner). A check runs a learner's function and these
+variants on the same inputs; when the learner's outputs match a variant's, the learner gets that variant's
+explanation instead of a bare "wrong answer". The variants follow the rule contract of course_lib.optim.
+"""
+
+import numpy as np
+
+from . import optim
+from .optim import _prepare, _sqrt, _state
+
+__all__ = ["LIKELY_BUGS", "momentum_as_printed"]
+
+
+def momentum_as_printed(x, dx, config=None):
+    """SGD+momentum exactly as the lecture's pseudocode prints it: ``x += learning_rate * vx`` (uphill)."""
+    x, dx, config = _prepare("sgd_momentum", x, dx, config)
+    config["velocity"] = config["rho"] * _state(config, "velocity", x) + dx
+    return x + config["learning_rate"] * config["velocity"], config
+
+
+def _momentum_other_convention(x, dx, config=None):
+    x, dx, config = _prepare("sgd_momentum", x, dx, config)
+    config["velocity"] = config["rho"] * _state(config, "velocity", x) - config["learning_rate"] * dx
+    return x + config["velocity"], config
+
+
+def _momentum_damped(x, dx, config=None):
+    x, dx, config = _prepare("sgd_momentum", x, dx, config)
+    config["velocity"] = config["rho"] * _state(config, "velocity", x) + (1 - config["rho"]) * dx
+    return x - config["learning_rate"] * config["velocity"], config
+
+
+def _momentum_forgets_velocity(x, dx, config=None):
+    x, dx, config = _prepare("sgd_momentum", x, dx, config)
+    config["velocity"] = dx
+    return x - config["learning_rate"] * dx, config
+
+
+def _nesterov_one_minus_rho(x, dx, config=None):
+    x, dx, config = _prepare("nesterov", x, dx, config)
+    rho, old_velocity = config["rho"], _state(config, "velocity", x)
+    config["velocity"] = rho * old_velocity - config["learning_rate"] * dx
+    return x - rho * old_velocity + (1 - rho) * config["velocity"], config
+
+
+def _nesterov_new_velocity_for_old(x, dx, config=None):
+    x, dx, config = _prepare("nesterov", x, dx, config)
+    rho = config["rho"]
+    config["velocity"] = rho * _state(config, "velocity", x) - config["learning_rate"] * dx
+    return x - rho * config["velocity"] + (1 + rho) * config["velocity"], config
+
+
+def _nesterov_sign_flipped(x, dx, config=None):
+    x, dx, config = _prepare("nesterov", x, dx, config)
+    rho, old_velocity = config["rho"], _state(config, "velocity", x)
+    config["velocity"] = rho * old_velocity + config["learning_rate"] * dx
+    return x - rho * old_velocity + (1 + rho) * config["velocity"], config
+
+
+def _rmsprop_epsilon_inside_root(x, dx, config=None):
+    x, dx, config = _prepare("rmsprop", x, dx, config)
+    decay_rate = config["decay_rate"]
+    grad_squared = decay_rate * _state(config, "grad_squared", x) + (1 - decay_rate) * dx * dx
+    config["grad_squared"] = grad_squared
+    return x - config["learning_rate"] * dx / _sqrt(grad_squared + config["epsilon"]), config
+
+
+def _rmsprop_decay_swapped(x, dx, config=None):
+    x, dx, config = _prepare("rmsprop", x, dx, config)
+    decay_rate = config["decay_rate"]
+    grad_squared = (1 - decay_rate) * _state(config, "grad_squared", x) + decay_rate * dx * dx
+    config["grad_squared"] = grad_squared
+    return x - config["learning_rate"] * dx / (_sqrt(grad_squared) + config["epsilon"]), config
+
+
+def _rmsprop_no_root(x, dx, config=None):
+    x, dx, config = _prepare("rmsprop", x, dx, config)
+    decay_rate = config["decay_rate"]
+    grad_squared = decay_rate * _state(config, "grad_squared", x) + (1 - decay_rate) * dx * dx
+    config["grad_squared"] = grad_squared
+    return x - config["learning_rate"] * dx / (grad_squared + config["epsilon"]), config
+
+
+def _adam_variant(t_after_use=False, epsilon_inside_root=False, betas_swapped=False):
+    def variant(x, dx, config=None):
+        x, dx, config = _prepare("adam", x, dx, config)
+        beta1, beta2 = config["beta1"], config["beta2"]
+        if betas_swapped:
+            beta1, beta2 = beta2, beta1
+        t = config.get("t", 0) + (0 if t_after_use else 1)
+        first_moment = beta1 * _state(config, "first_moment", x) + (1 - beta1) * dx
+        second_moment = beta2 * _state(config, "second_moment", x) + (1 - beta2) * dx * dx
+        config.update(first_moment=first_moment, second_moment=second_moment, t=t + (1 if t_after_use else 0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            first_unbiased = first_moment / (1 - beta1**t)
+            second_unbiased = second_moment / (1 - beta2**t)
+            epsilon = config["epsilon"]
+            root = _sqrt(second_unbiased + epsilon) if epsilon_inside_root else _sqrt(second_unbiased) + epsilon
+            return x - config["learning_rate"] * first_unbiased / root, config
+
+    return variant
+
+
+def _adam_without_bias_correction(x, dx, config=None):
+    return optim.adam(x, dx, {**(config or {}), "bias_correction": False})
+
+
+LIKELY_BUGS = {
+    "sgd_momentum": [
+        (momentum_as_printed, "the step goes uphill: you wrote x += learning_rate * velocity (the lecture's "
+         "pseudocode has this sign error). Step against the velocity: x - learning_rate * velocity."),
+        (_momentum_other_convention, "your iterates are right, but config['velocity'] holds "
+         "-learning_rate * velocity: you used the convention v = rho*v - learning_rate*dx; x += v. This "
+         "exercise uses the lecture's: velocity = rho*velocity + dx; x -= learning_rate*velocity."),
+        (_momentum_damped, "you wrote velocity = rho*velocity + (1 - rho)*dx, an exponential average. The "
+         "lecture's velocity is a running sum: velocity = rho*velocity + dx."),
+        (_momentum_forgets_velocity, "the velocity does not remember the past: read the previous velocity "
+         "from config (zeros on the first step) and decay it by rho before adding dx."),
+    ],
+    "nesterov": [
+        (_nesterov_one_minus_rho, "you used (1 - rho) * velocity, copied from the lecture's misprinted middle "
+         "line. Expanding x~ + v_new + rho (v_new - v_old) gives -rho*old_velocity + (1 + rho)*velocity."),
+        (_nesterov_new_velocity_for_old, "the look-ahead correction uses the new velocity twice: keep the "
+         "velocity from before this step (old_velocity) for the -rho * old_velocity term."),
+        (_nesterov_sign_flipped, "the velocity points uphill: velocity = rho*velocity - learning_rate*dx "
+         "(minus: the velocity of Nesterov's form already carries the step)."),
+        (optim.sgd_momentum, "that is plain momentum (x -= learning_rate*velocity with velocity = "
+         "rho*velocity + dx). Nesterov's change-of-variables form: old = velocity; velocity = rho*velocity - "
+         "learning_rate*dx; x += -rho*old + (1 + rho)*velocity."),
+    ],
+    "rmsprop": [
+        (_rmsprop_epsilon_inside_root, "epsilon is inside the square root: divide by "
+         "(sqrt(grad_squared) + epsilon), not sqrt(grad_squared + epsilon)."),
+        (_rmsprop_decay_swapped, "the decay weights are swapped: grad_squared = decay_rate*grad_squared + "
+         "(1 - decay_rate)*dx*dx keeps most of the old average."),
+        (_rmsprop_no_root, "you divided by grad_squared itself: divide by its square root."),
+        (optim.adagrad, "that is AdaGrad (a growing sum). RMSProp keeps a leaky average: grad_squared = "
+         "decay_rate*grad_squared + (1 - decay_rate)*dx*dx."),
+    ],
+    "adam": [
+        (_adam_variant(t_after_use=True), "t is incremented after it is used: on the first step 1 - beta**0 "
+         "is 0 and the bias correction divides by zero. Increment t first (t = t + 1), then correct."),
+        (_adam_without_bias_correction, "the bias correction is missing: divide first_moment by "
+         "(1 - beta1**t) and second_moment by (1 - beta2**t)."),
+        (_adam_variant(epsilon_inside_root=True), "epsilon is inside the square root: divide by "
+         "(sqrt(second_unbiased) + epsilon), not sqrt(second_unbiased + epsilon)."),
+        (_adam_variant(betas_swapped=True), "beta1 and beta2 are swapped: beta1 (0.9) averages dx in the "
+         "first moment, beta2 (0.999) averages dx*dx in the second."),
+    ],
+}

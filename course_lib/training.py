@@ -1,0 +1,116 @@
+"""Train small torch models on the workbook's datasets, repeatably, with a progress bar.
+
+``train(model, optimizer, dataset, epochs=...)`` runs mini-batch training and returns a ``History`` of the
+training loss after every step and the test loss and accuracy after every epoch. Seeds fix the model's
+initial weights and the order of the batches, so a run gives the same numbers every time.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["History", "evaluate", "mlp", "race", "single_thread", "train"]
+
+
+def mlp(sizes, seed=0, activation=nn.ReLU):
+    """A fully connected network with layer widths ``sizes`` (inputs first, classes last)."""
+    torch.manual_seed(seed)
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(fan_in, fan_out), activation()]
+    return nn.Sequential(*layers[:-1])
+
+
+@dataclass
+class History:
+    step_loss: list = field(default_factory=list)  # training loss of every mini-batch
+    test_loss: list = field(default_factory=list)  # after every epoch
+    test_accuracy: list = field(default_factory=list)
+    train_accuracy: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)  # in force at every step
+    diverged_at: int | None = None  # the step whose loss was not finite
+
+    def smoothed_loss(self, window=20):
+        """The step losses averaged over a sliding window (the raw curve is noisy)."""
+        losses = np.asarray(self.step_loss, dtype=float)
+        if losses.size < window:
+            return losses
+        return np.convolve(losses, np.ones(window) / window, mode="valid")
+
+
+@torch.no_grad()
+def evaluate(model, inputs, labels):
+    """(mean cross-entropy loss, accuracy) of ``model`` on a dataset, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    logits = model(inputs)
+    model.train(was_training)
+    loss = nn.functional.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+@contextmanager
+def single_thread():
+    """Run torch on one thread: tiny models train faster without thread start-up costs."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, seed=0, progress=None):
+    """Mini-batch training with cross-entropy; ``scheduler`` (if any) steps once per epoch.
+
+    ``progress`` is a label for a tqdm progress bar, or None for no bar. A run whose loss stops being finite
+    ends at once and records ``diverged_at``.
+    """
+    history = History()
+    generator = torch.Generator().manual_seed(seed)
+    n = len(dataset.y_train)
+    bar = tqdm(total=epochs, desc=progress, leave=True) if progress else None
+    with single_thread():
+        for _ in range(epochs):
+            for batch in torch.randperm(n, generator=generator).split(batch_size):
+                optimizer.zero_grad()
+                loss = nn.functional.cross_entropy(model(dataset.x_train[batch]), dataset.y_train[batch])
+                if not torch.isfinite(loss):
+                    history.diverged_at = len(history.step_loss) + 1
+                    break
+                loss.backward()
+                optimizer.step()
+                history.step_loss.append(loss.item())
+                history.learning_rate.append(optimizer.param_groups[0]["lr"])
+            if history.diverged_at is not None:
+                break
+            if scheduler is not None:
+                scheduler.step()
+            test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+            history.test_loss.append(test_loss)
+            history.test_accuracy.append(test_accuracy)
+            history.train_accuracy.append(evaluate(model, dataset.x_train, dataset.y_train)[1])
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", test_acc=f"{test_accuracy:.2f}")
+    if bar is not None:
+        bar.close()
+    return history
+
+
+def race(make_optimizer, runners, dataset, make_model, epochs=10, batch_size=128, seed=0):
+    """Train one fresh copy of the same model per runner and return label -> History.
+
+    ``runners``: label -> arguments for ``make_optimizer(parameters, **arguments)``; every runner starts from
+    the same initial weights and sees the same batches.
+    """
+    histories = {}
+    for label, arguments in runners.items():
+        model = make_model(seed)
+        optimizer = make_optimizer(model.parameters(), **arguments)
+        histories[label] = train(model, optimizer, dataset, epochs, batch_size, seed=seed, progress=label)
+    return histories

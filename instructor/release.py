@@ -1,0 +1,64 @@
+"""Generate the student notebooks (notebooks/) from the instructor sources (instructor/source/) with nbgrader.
+
+    python instructor/release.py            # what `make release` runs: rewrites notebooks/*.ipynb
+    python instructor/release.py --out DIR  # generate elsewhere (tests compare that with notebooks/)
+
+nbgrader's generate_assignment strips the solutions (### BEGIN SOLUTION ... ### END SOLUTION becomes
+`raise NotImplementedError()`), the hidden tests and every output. It runs in a temporary copy of the course
+directory, so the repository never collects a gradebook or a release/ folder.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+INSTRUCTOR = Path(__file__).resolve().parent
+ROOT = INSTRUCTOR.parent
+SOURCE = INSTRUCTOR / "source"
+STUDENT_NOTEBOOKS = ROOT / "notebooks"
+
+
+def assignments():
+    """The assignment names: one folder per notebook in instructor/source/."""
+    return sorted(path.name for path in SOURCE.iterdir() if (path / f"{path.name}.ipynb").is_file())
+
+
+def nbgrader_environment():
+    """The environment for nbgrader's command line: it calls the `alembic` script next to the interpreter."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def make_course_copy(destination):
+    """A working copy of the course directory (sources and config) in ``destination``."""
+    shutil.copytree(SOURCE, destination / "source")
+    shutil.copy2(INSTRUCTOR / "nbgrader_config.py", destination / "nbgrader_config.py")
+    return destination
+
+
+def generate(out_dir):
+    """Write every student notebook into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as temporary:
+        course = make_course_copy(Path(temporary))
+        command = [sys.executable, "-m", "nbgrader", "generate_assignment", "*", "--force", "--log-level=WARN"]
+        subprocess.run(command, cwd=course, env=nbgrader_environment(), check=True)
+        written = []
+        for name in assignments():
+            target = out_dir / f"{name}.ipynb"
+            shutil.copyfile(course / "release" / name / f"{name}.ipynb", target)
+            written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=STUDENT_NOTEBOOKS, help="where to write (default notebooks/)")
+    for path in generate(parser.parse_args().out):
+        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
