@@ -95,8 +95,8 @@ def _compare_runs(name, candidate, reference, xs, dxs, config):
         expected_x, theirs = reference(x, dx, theirs)
         candidate_outputs.append((_as_numpy(next_x), _state_of(ours, theirs)))
         if type(next_x) is not type(expected_x):
-            _fail(name, f"{where} returned a {type(next_x).__name__}; a {type(expected_x).__name__} in must "
-                        f"give a {type(expected_x).__name__} out.")
+            _fail(name, f"{where} returned a {_kind(next_x)}; a {_kind(expected_x)} in must give a "
+                        f"{_kind(expected_x)} out.")
         if tuple(next_x.shape) != tuple(expected_x.shape):
             _fail(name, f"{where} returned next_x of shape {tuple(next_x.shape)}, expected "
                         f"{tuple(expected_x.shape)}: the wrong shape (did you sum or flatten?).")
@@ -224,7 +224,7 @@ def check_condition_number(candidate, sizes=(2, 5), seed=0, quiet=False):
         _passed(name, f"right on rotated Hessians of sizes {list(sizes)}.")
 
 
-def check_gradient_descent_rate(candidate, kappas=(1.0, 4.0, 10.0, 1000.0), quiet=False):
+def check_gradient_descent_rate(candidate, kappas=(4.0, 10.0, 1000.0, 1.0), quiet=False):
     """Check ``gradient_descent_rate(kappa)``: the error factor per step at the best learning rate."""
     name = "gradient_descent_rate"
     for kappa in kappas:
@@ -277,6 +277,12 @@ def _call_value(name, candidate, *arguments):
 
 
 # ---- small helpers ----------------------------------------------------------------------------------------
+
+def _kind(value):
+    if isinstance(value, torch.Tensor):
+        return "torch Tensor"
+    return "numpy array" if isinstance(value, np.ndarray) else type(value).__name__
+
 
 def _as_numpy(value):
     if isinstance(value, torch.Tensor):

@@ -1,0 +1,165 @@
+"""The exercise checks: right answers pass, each likely bug gets its own diagnosis, nothing leaks a traceback."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import checks, optim
+from course_lib.bugs import LIKELY_BUGS
+from course_lib.checks import ExerciseError
+
+BUG_CASES = [(name, variant, explanation) for name, bugs in LIKELY_BUGS.items()
+             for variant, explanation in bugs]
+
+
+@pytest.mark.parametrize("name", list(LIKELY_BUGS))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_reference_rules_pass(name, backend, capsys):
+    checks.check_rule(name, optim.RULES[name], backend=backend)
+    assert capsys.readouterr().out.startswith(f"✓ Exercise {checks.EXERCISES[name]}")
+
+
+@pytest.mark.parametrize("name, variant, explanation", BUG_CASES,
+                         ids=[f"{case[0]}-{i}" for i, case in enumerate(BUG_CASES)])
+def test_each_likely_bug_gets_its_own_diagnosis(name, variant, explanation):
+    with pytest.raises(ExerciseError) as error:
+        checks.check_rule(name, variant)
+    assert explanation in str(error.value)
+    assert f"Exercise {checks.EXERCISES[name]}" in str(error.value)
+
+
+def _momentum_in_place(x, dx, config=None):
+    config = dict(config or {})
+    velocity = 0.9 * config.get("velocity", 0 * x) + dx
+    config["velocity"] = velocity
+    x -= config.get("learning_rate", 1e-2) * velocity
+    return x, config
+
+
+def _momentum_state_in_place(x, dx, config=None):
+    config = dict(config or {})
+    if "velocity" not in config:
+        config["velocity"] = np.zeros_like(x)
+    config["velocity"] *= config.get("rho", 0.9)
+    config["velocity"] += dx
+    return x - config.get("learning_rate", 1e-2) * config["velocity"], config
+
+
+def _momentum_hard_coded_rho(x, dx, config=None):
+    config = dict(config or {})
+    config["velocity"] = 0.9 * config.get("velocity", 0 * x) + dx
+    return x - config.get("learning_rate", 1e-2) * config["velocity"], config
+
+
+def _momentum_numpy_only(x, dx, config=None):
+    config = dict(config or {})
+    config["velocity"] = config.get("rho", 0.9) * config.get("velocity", np.zeros(np.shape(x))) + np.asarray(dx)
+    return np.asarray(x) - config.get("learning_rate", 1e-2) * config["velocity"], config
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    (_momentum_in_place, "modified its input x in place"),
+    (_momentum_state_in_place, "modified config['velocity'] in place"),
+    (lambda x, dx, config=None: (x.sum(), {}), "a numpy array in must give a numpy array out"),
+    (lambda x, dx, config=None: (x[:1] - dx[:1], {"velocity": dx}), "the wrong shape"),
+    (lambda x, dx, config=None: x - dx, "returns the pair (next_x, config)"),
+    (lambda x, dx, config=None: 1 / 0, "raised ZeroDivisionError"),
+    ("not a function", "expected a function"),
+])
+def test_structural_mistakes_are_named(candidate, expected):
+    with pytest.raises(ExerciseError, match="Exercise 2.1") as error:
+        checks.check_rule("sgd_momentum", candidate)
+    assert expected in str(error.value)
+
+
+def test_unfinished_exercise_says_not_done_yet():
+    def sgd_momentum(x, dx, config=None):
+        raise NotImplementedError()
+
+    with pytest.raises(ExerciseError, match="not done yet: write the body of sgd_momentum"):
+        checks.check_rule("sgd_momentum", sgd_momentum)
+    assert checks.your_rule(sgd_momentum) == "finish Exercise 2.1 first to race your sgd_momentum"
+
+
+def test_hidden_configurations_catch_what_the_visible_check_misses():
+    checks.check_rule("sgd_momentum", _momentum_hard_coded_rho, quiet=True)  # visible: default rho only
+    with pytest.raises(ExerciseError, match="next_x is"):
+        checks.check_rule("sgd_momentum", _momentum_hard_coded_rho, configs=[{"rho": 0.5}])
+    checks.check_rule("sgd_momentum", _momentum_numpy_only, quiet=True)
+    with pytest.raises(ExerciseError, match="a torch Tensor in must give a torch Tensor out"):
+        checks.check_rule("sgd_momentum", _momentum_numpy_only, backend="torch")
+
+
+def test_state_under_another_name_is_pointed_out():
+    def sgd_momentum(x, dx, config=None):
+        config = dict(config or {})
+        config["v"] = 0.9 * config.get("v", 0 * x) + dx
+        return x - 0.01 * config["v"], config
+
+    with pytest.raises(ExerciseError, match=r"config has no \['velocity'\]"):
+        checks.check_rule("sgd_momentum", sgd_momentum)
+
+
+def test_your_rule_hands_over_a_passing_rule_and_a_message_otherwise():
+    assert checks.your_rule(optim.nesterov) is optim.nesterov
+    wrong = LIKELY_BUGS["nesterov"][0][0]
+    assert checks.your_rule(wrong, "nesterov") == "your nesterov does not pass Exercise 2.2 yet"
+
+
+def test_exercise_error_renders_as_one_line_without_traceback():
+    error = ExerciseError("Exercise 2.1 (sgd_momentum): the step goes uphill")
+    lines = error._render_traceback_()
+    assert len(lines) == 1 and "✗ Exercise 2.1" in lines[0] and "Traceback" not in lines[0]
+    assert isinstance(error, AssertionError)  # nbgrader scores a failing check cell 0
+
+
+def _eigen(h):
+    return np.linalg.eigvalsh(h)
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    (lambda h: _eigen(h)[0] / _eigen(h)[-1], "smallest / largest"),
+    (lambda h: np.diag(h).max() / np.diag(h).min(), "diagonal entries"),
+    (lambda h: (_eigen(h)[-1] / _eigen(h)[0]) ** 2, "kappa squared"),
+    (lambda h: "big", "expected a number"),
+    (lambda h: 3.0, "you returned 3.0"),
+])
+def test_condition_number_mistakes_are_named(candidate, expected):
+    with pytest.raises(ExerciseError, match="Exercise 1.1") as error:
+        checks.check_condition_number(candidate)
+    assert expected in str(error.value)
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    (lambda k: 1 - 1 / k, "learning_rate = 1/L"),
+    (lambda k: (k + 1) / (k - 1) if k != 1 else float("inf"), "upside down"),
+    (lambda k: k / (k + 1), "expected"),
+])
+def test_rate_mistakes_are_named(candidate, expected):
+    with pytest.raises(ExerciseError, match="Exercise 1.2") as error:
+        checks.check_gradient_descent_rate(candidate)
+    assert expected in str(error.value)
+
+
+def test_predict_and_measure_agrees_with_a_run(capsys):
+    checks.predict_and_measure(lambda h: _eigen(h)[-1] / _eigen(h)[0], lambda k: (k - 1) / (k + 1), kappa=20)
+    out = capsys.readouterr().out
+    predicted = int(re.search(r"predict (\d+) steps", out).group(1))
+    measured = int(re.search(r"the run took (\d+)", out).group(1))
+    assert abs(predicted - measured) <= 1
+
+
+def test_predict_and_measure_waits_for_the_exercises(capsys):
+    def unfinished(_):
+        raise NotImplementedError()
+
+    checks.predict_and_measure(unfinished, lambda k: (k - 1) / (k + 1))
+    assert "Finish this first" in capsys.readouterr().out
+
+
+def test_torch_rules_are_checked_on_tensors():
+    checks.check_rule("adam", optim.adam, backend="torch", shapes=[(4, 3)], steps=30, quiet=True)
+    x = torch.zeros(3, dtype=torch.float64)
+    assert isinstance(optim.adam(x, x + 1)[0], torch.Tensor)

@@ -1,0 +1,71 @@
+"""Offline data (shipped and verified) and the training loop (repeatable, stops on divergence)."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import data, optim, training
+
+
+def test_shipped_mnist1d_is_what_the_generator_makes():
+    pytest.importorskip("mnist1d")
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("make_mnist1d", data.DATA_DIR / "make_mnist1d.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_mnist1d"] = module
+    spec.loader.exec_module(module)
+    fresh = module.generate()
+    shipped = np.load(data.DATA_DIR / "mnist1d.npz")
+    for key, array in fresh.items():
+        np.testing.assert_allclose(shipped[key], array, rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+def test_mnist1d_shapes_and_published_size():
+    dataset = data.mnist1d()
+    assert tuple(dataset.x_train.shape) == (4000, 40) and tuple(dataset.x_test.shape) == (1000, 40)
+    assert dataset.num_classes == 10 and dataset.x_train.dtype == torch.float32
+
+
+def test_a_damaged_data_file_is_refused(tmp_path, monkeypatch):
+    shutil.copy(data.DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
+    damaged = bytearray((data.DATA_DIR / "mnist1d.npz").read_bytes())
+    damaged[100] ^= 0xFF
+    (tmp_path / "mnist1d.npz").write_bytes(bytes(damaged))
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    with pytest.raises(ValueError, match="does not match its sha256"):
+        data._verified("mnist1d.npz")
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    first, again = data.digits(), data.digits()
+    assert torch.equal(first.x_train, again.x_train)
+    assert len(first.y_train) + len(first.y_test) == 1797
+    assert float(first.x_train.max()) <= 1.0
+
+
+def run_once(rule, learning_rate, epochs=2):
+    model = training.mlp([40, 32, 10], seed=0)
+    optimizer = optim.RuleOptimizer(model.parameters(), rule, learning_rate=learning_rate)
+    return training.train(model, optimizer, data.mnist1d(), epochs=epochs, seed=0)
+
+
+def test_training_is_repeatable_and_learns():
+    first, again = run_once(optim.adam, 1e-2), run_once(optim.adam, 1e-2)
+    assert first.step_loss == again.step_loss and first.test_accuracy == again.test_accuracy
+    assert first.step_loss[-1] < first.step_loss[0] and first.test_accuracy[-1] > 0.2
+
+
+def test_training_stops_when_the_loss_is_not_finite():
+    history = run_once(optim.sgd, 1e6, epochs=3)
+    assert history.diverged_at is not None and len(history.step_loss) == history.diverged_at - 1
+
+
+def test_single_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with training.single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -1,0 +1,97 @@
+"""Widgets: every slider at both ends gives a picture or a message on it, never an exception or a warning."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from course_lib import optim, widgets
+from course_lib.widgets import CONTROLS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SLIDERS = [name for name in CONTROLS if name != "landscape"]
+
+
+def ends(control):
+    """The two extreme values of a slider (a log slider's min and max are exponents)."""
+    if hasattr(control, "base"):
+        return control.base**control.min, control.base**control.max
+    if hasattr(control, "min"):
+        return control.min, control.max
+    return control.options[0], control.options[-1]
+
+
+def full_race(landscape="ill-conditioned quadratic"):
+    return widgets.race({name: rule for name, rule in optim.RULES.items()}, landscape=landscape,
+                        controls=tuple(CONTROLS), steps=60)
+
+
+@pytest.mark.parametrize("landscape", ["ill-conditioned quadratic", "Rosenbrock", "saddle", "local minimum"])
+@pytest.mark.parametrize("slider", SLIDERS)
+def test_every_slider_at_both_ends_draws_a_picture(landscape, slider):
+    race = full_race(landscape)
+    control = race.controls[slider]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for value in ends(control):
+            control.value = value
+            assert control.value == pytest.approx(value)
+            assert bytes(race.image.value).startswith(PNG_SIGNATURE)
+    assert all(not isinstance(result, str) for result in race.results.values())
+
+
+def test_moving_a_slider_redraws_the_picture():
+    race = widgets.race({"SGD": optim.sgd}, controls=("learning_rate",), learning_rate=0.1)
+    before = bytes(race.image.value)
+    race.controls["learning_rate"].value = 0.5
+    assert bytes(race.image.value) != before
+
+
+def test_a_diverging_run_says_where_on_the_plot():
+    race = widgets.race({"SGD": optim.sgd}, controls=("learning_rate",), learning_rate=1.0)
+    race.controls["learning_rate"].value = ends(race.controls["learning_rate"])[1]  # 10: far past 2 / curvature
+    trajectory = race.results["SGD"]
+    assert trajectory.diverged and trajectory.diverged_at > 1
+    assert f"SGD diverged at step {trajectory.diverged_at}" in race.picture.message.get_text()
+
+
+def test_a_rule_that_raises_is_named_on_the_plot_not_as_a_traceback():
+    def broken(x, dx, config=None):
+        raise KeyError("velocity")
+
+    def unfinished(x, dx, config=None):
+        raise NotImplementedError()
+
+    race = widgets.race({"mine": broken, "todo": unfinished, "later": "finish Exercise 2.2 first",
+                         "reference": optim.sgd}, controls=("learning_rate",))
+    text = race.picture.message.get_text()
+    assert "mine: KeyError: 'velocity'" in text
+    assert "todo: unfinished is not written yet" in text
+    assert "later: finish Exercise 2.2 first" in text
+    assert not race.results["reference"].diverged
+
+
+def test_changing_the_landscape_moves_the_start_sliders_onto_it():
+    race = full_race()
+    race.controls["landscape"].value = "Rosenbrock"
+    assert (race.values["start_x"], race.values["start_y"]) == (-1.2, 1.0)
+    assert race.controls["start_x"].min == -2.0 and race.controls["start_y"].max == 3.0
+    race.controls["kappa"].value = 1000.0  # the landscape is Rosenbrock: kappa changes nothing visible
+    race.controls["landscape"].value = "ill-conditioned quadratic"
+    assert race.controls["start_x"].max == pytest.approx(np.sqrt(1000.0))
+    assert race.controls["start_x"].min <= race.values["start_x"] <= race.controls["start_x"].max
+
+
+def test_race_results_match_a_direct_run():
+    race = widgets.race({"Adam": optim.adam}, landscape="Rosenbrock", controls=("learning_rate",),
+                        learning_rate=0.05, steps=40)
+    from course_lib import landscapes
+    from course_lib.trajectories import run
+
+    direct = run(optim.adam, landscapes.rosenbrock(), steps=40, config={"learning_rate": 0.05})
+    np.testing.assert_array_equal(race.results["Adam"].points, direct.points)
+
+
+def test_unknown_controls_are_refused():
+    with pytest.raises(ValueError, match="controls must be among"):
+        widgets.race({"SGD": optim.sgd}, controls=("momentum",))
