@@ -30,54 +30,91 @@ class NotebookFigure(Figure):
         return buffer.getvalue()
 
 
+class _Panel:
+    """One axes in a figure of its own: the static content is drawn once and cached as a background, the
+    animated artists are drawn over it on every render. A panel redraws fully only when its key changes."""
+
+    def __init__(self, figsize, dpi, margins):
+        self.figure = Figure(figsize=figsize, dpi=dpi)
+        self.figure.subplots_adjust(**margins)
+        self.canvas = FigureCanvasAgg(self.figure)
+        self.ax = self.figure.subplots()
+        self.key = None
+        self._background = None
+
+    def changed(self, key):
+        """Whether ``key`` differs from the one the cached background was drawn for (and remember it)."""
+        if key == self.key:
+            return False
+        self.key, self._background = key, None
+        return True
+
+    def rgba(self):
+        if self._background is None:
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        else:
+            self.canvas.restore_region(self._background)
+        renderer = self.canvas.get_renderer()
+        animated = [a for a in self.ax.get_children() if a.get_animated() and a.get_visible()]
+        for artist in sorted(animated, key=lambda a: a.get_zorder()):
+            artist.draw(renderer)
+        return np.asarray(self.canvas.buffer_rgba())
+
+
 class RacePicture:
     """A landscape's contours with one trajectory per runner, beside each runner's loss gap f(x_k) - f*.
 
     ``update(landscape, results, steps)`` takes ``results``: label -> Trajectory, or label -> str for a runner
-    that could not run (the string is shown on the plot instead of a traceback).
+    that could not run (the string is shown on the plot instead of a traceback). The two panels are separate
+    figures, so a change of landscape redraws the map alone and a change of hyperparameter redraws neither:
+    only the trajectories and curves are drawn again.
     """
 
-    def __init__(self, labels, figsize=(9.6, 3.8), dpi=72, show_loss=True):
+    def __init__(self, labels, height=3.8, dpi=72):
         self.labels = list(labels)
-        self.figure = Figure(figsize=figsize, dpi=dpi)
-        self.figure.subplots_adjust(left=0.06, right=0.985, bottom=0.13, top=0.93, wspace=0.2)
-        self.canvas = FigureCanvasAgg(self.figure)
-        if show_loss:
-            self.ax_map, self.ax_loss = self.figure.subplots(1, 2, width_ratios=(1.15, 1))
-        else:
-            self.ax_map, self.ax_loss = self.figure.subplots(), None
-        self._static_key = None
-        self._background = None
-        self._contours = []
+        self.map = _Panel((5.2, height), dpi, {"left": 0.12, "right": 0.97, "bottom": 0.13, "top": 0.93})
+        self.loss = _Panel((4.4, height), dpi, {"left": 0.17, "right": 0.97, "bottom": 0.13, "top": 0.93})
+        self.ax_map, self.ax_loss = self.map.ax, self.loss.ax
+        self._landscape_artists = []
         self.paths, self.heads, self.curves = {}, {}, {}
         for label, color in zip(self.labels, _cycle(COLORS, len(self.labels)), strict=True):
             (self.paths[label],) = self.ax_map.plot([], [], "-", color=color, lw=1.6, marker="o", ms=2.5,
                                                     label=label, animated=True)
             (self.heads[label],) = self.ax_map.plot([], [], "X", color=color, ms=11, mec="k", animated=True)
-            if self.ax_loss is not None:
-                (self.curves[label],) = self.ax_loss.plot([], [], "-", color=color, lw=1.6, label=label,
-                                                          animated=True)
+            (self.curves[label],) = self.ax_loss.plot([], [], "-", color=color, lw=1.6, label=label,
+                                                      animated=True)
         self.message = self.ax_map.text(0.02, 0.02, "", transform=self.ax_map.transAxes, fontsize=10,
-                                        va="bottom", ha="left", animated=True,
+                                        va="bottom", ha="left", animated=True, zorder=5,
                                         bbox={"boxstyle": "round", "fc": "white", "ec": "0.6", "alpha": 0.9})
-        self.ax_map.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        # The legend sits on the loss panel, which a change of landscape does not redraw.
+        self.ax_loss.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        self.ax_loss.set_yscale("log")
+        self.ax_loss.set_xlabel("step")
+        self.ax_loss.set_ylabel("f(x) - f*")
+        # Few, plain tick labels: text is most of the cost of a full redraw.
+        self.ax_loss.yaxis.set_major_locator(LogLocator(numticks=6))
+        self.ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0e}"))
+        self.ax_loss.yaxis.set_minor_locator(NullLocator())
+        self.ax_loss.grid(True, which="major", alpha=0.3)
 
     # ----------------------------------------------------------------------------------------------------
     def update(self, landscape, results, steps, start=None):
         """Draw ``results`` (label -> Trajectory or message) on ``landscape`` for a run of ``steps`` steps."""
-        start = landscape.start if start is None else start
-        key = (id(landscape), int(steps), tuple(np.round(np.asarray(start, dtype=float), 12)))
-        if key != self._static_key:
-            self._draw_static(landscape, steps, start)
-            self._static_key = key
+        start = np.asarray(landscape.start if start is None else start, dtype=float)
+        if self.map.changed((id(landscape), tuple(np.round(start, 12)))):
+            self._draw_landscape(landscape, start)
+        initial_gap = max(float(landscape(start)) - landscape.minimum_value, 1e-6)
+        if self.loss.changed((int(steps), float(f"{initial_gap:.3g}"))):
+            self.ax_loss.set_xlim(0, max(int(steps), 1))
+            self.ax_loss.set_ylim(LOSS_FLOOR * 0.5, initial_gap * 1e3)
         notes = []
         for label in self.labels:
             result = results.get(label)
-            path, head = self.paths[label], self.heads[label]
+            path, head, curve = self.paths[label], self.heads[label], self.curves[label]
             if result is None or isinstance(result, str):
-                path.set_data([], [])
-                head.set_data([], [])
-                self._set_curve(label, [], [])
+                for artist in (path, head, curve):
+                    artist.set_data([], [])
                 if isinstance(result, str):
                     notes.append(f"{label}: {result}")
                 continue
@@ -89,59 +126,27 @@ class RacePicture:
             else:
                 head.set_data([], [])
             gap = np.maximum(result.losses - landscape.minimum_value, LOSS_FLOOR)
-            self._set_curve(label, np.arange(len(gap)), gap)
+            curve.set_data(np.arange(len(gap)), gap)
         self.message.set_text("\n".join(notes))
         self.message.set_visible(bool(notes))
         return self
 
     def png(self):
-        """The current picture as PNG bytes, redrawing only the animated artists over a cached background."""
-        if self._background is None:
-            self.canvas.draw()
-            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
-        else:
-            self.canvas.restore_region(self._background)
-        renderer = self.canvas.get_renderer()
-        for artist in self._animated():
-            artist.draw(renderer)
-        width, height = self.canvas.get_width_height()
-        image = Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        """The current picture as PNG bytes: both panels side by side."""
+        pixels = np.hstack([self.map.rgba()[..., :3], self.loss.rgba()[..., :3]])
         buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="png", compress_level=1)
+        Image.fromarray(pixels, "RGB").save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
 
     def _repr_png_(self):
         return self.png()
 
-    # ----------------------------------------------------------------------------------------------------
-    def _animated(self):
-        artists = [*self.paths.values(), *self.heads.values(), *self.curves.values(), self.message]
-        return [artist for artist in artists if artist.get_visible()]
-
-    def _set_curve(self, label, steps, gaps):
-        if self.ax_loss is not None:
-            self.curves[label].set_data(steps, gaps)
-
-    def _draw_static(self, landscape, steps, start):
-        self._background = None
-        for contour in self._contours:
-            contour.remove()
-        self._contours = [draw_landscape(self.ax_map, landscape)]
-        (start_marker,) = self.ax_map.plot(*np.asarray(start, dtype=float)[:2], "o", color="k", ms=5)
-        self._contours.append(start_marker)
+    def _draw_landscape(self, landscape, start):
+        for artist in self._landscape_artists:
+            artist.remove()
+        self._landscape_artists = [draw_landscape(self.ax_map, landscape),
+                                   self.ax_map.plot(*start[:2], "o", color="k", ms=5)[0]]
         self.ax_map.set_title(landscape.name, fontsize=10)
-        if self.ax_loss is not None:
-            initial_gap = max(float(landscape(start)) - landscape.minimum_value, 1e-6)
-            self.ax_loss.set_yscale("log")
-            self.ax_loss.set_xlim(0, max(int(steps), 1))
-            self.ax_loss.set_ylim(LOSS_FLOOR * 0.5, initial_gap * 1e3)
-            # Few, plain tick labels: text is most of the cost of a full redraw.
-            self.ax_loss.yaxis.set_major_locator(LogLocator(numticks=6))
-            self.ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0e}"))
-            self.ax_loss.yaxis.set_minor_locator(NullLocator())
-            self.ax_loss.set_xlabel("step")
-            self.ax_loss.set_ylabel("f(x) - f*")
-            self.ax_loss.grid(True, which="major", alpha=0.3)
 
 
 def draw_landscape(ax, landscape, levels=18):
@@ -167,8 +172,8 @@ def draw_landscape(ax, landscape, levels=18):
         drawn.add(ax.plot(*saddle[:2], "P", color="w", mec="k", ms=9, zorder=3)[0])
     ax.set_xlim(*landscape.xlim)
     ax.set_ylim(*landscape.ylim)
-    ax.xaxis.set_major_locator(MaxNLocator(6))
-    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
     return drawn
 
 
