@@ -107,6 +107,22 @@ def _adam_without_bias_correction(x, dx, config=None):
     return optim.adam(x, dx, {**(config or {}), "bias_correction": False})
 
 
+def _step_decay_continuous(t, learning_rate, step_size, gamma=0.5):
+    return learning_rate * gamma ** (t / step_size)
+
+
+def _step_decay_early(t, learning_rate, step_size, gamma=0.5):
+    return learning_rate * gamma ** ((t + 1) // step_size)
+
+
+def _step_decay_every_step(t, learning_rate, step_size, gamma=0.5):
+    return learning_rate * gamma**t
+
+
+def _step_decay_multiplied(t, learning_rate, step_size, gamma=0.5):
+    return learning_rate * gamma * (t // step_size)
+
+
 LIKELY_BUGS = {
     "sgd_momentum": [
         (momentum_as_printed, "the step goes uphill: you wrote x += learning_rate * velocity (the lecture's "
@@ -138,6 +154,16 @@ LIKELY_BUGS = {
         (_rmsprop_no_root, "you divided by grad_squared itself: divide by its square root."),
         (optim.adagrad, "that is AdaGrad (a growing sum). RMSProp keeps a leaky average: grad_squared = "
          "decay_rate*grad_squared + (1 - decay_rate)*dx*dx."),
+    ],
+    "step_decay": [
+        (_step_decay_continuous, "the rate decays smoothly: gamma ** (t / step_size) is exponential decay. "
+         "Step decay holds the rate constant within each block of step_size steps: use t // step_size."),
+        (_step_decay_early, "every drop comes one step early: at t = step_size - 1 the rate is still alpha_0; "
+         "the first drop is at t = step_size (t counts the steps already taken, from 0)."),
+        (_step_decay_every_step, "the rate is multiplied by gamma at every step: it should only drop every "
+         "step_size steps (gamma ** (t // step_size))."),
+        (_step_decay_multiplied, "gamma is multiplied by the number of drops; it should be raised to that power: "
+         "learning_rate * gamma ** (t // step_size)."),
     ],
     "adam": [
         (_adam_variant(t_after_use=True), "t is incremented after it is used: on the first step 1 - beta**0 "

@@ -15,7 +15,7 @@ import copy
 import numpy as np
 import torch
 
-from . import landscapes, measure, optim, theory
+from . import landscapes, measure, optim, schedules, theory
 from .bugs import LIKELY_BUGS
 from .trajectories import run
 
@@ -25,6 +25,7 @@ __all__ = [
     "check_condition_number",
     "check_gradient_descent_rate",
     "check_rule",
+    "check_schedule",
     "predict_and_measure",
     "your_rule",
 ]
@@ -37,6 +38,7 @@ EXERCISES = {
     "nesterov": "2.2",
     "rmsprop": "3.1",
     "adam": "3.2",
+    "step_decay": "4.1",
 }
 
 VISIBLE_CONFIGS = ({}, {"learning_rate": 0.05})
@@ -274,6 +276,29 @@ def _call_value(name, candidate, *arguments):
         return float(answer)
     except (TypeError, ValueError):
         _fail(name, f"expected a number, got {type(answer).__name__}: {answer!r}")
+
+
+# ---- Notebook 04: schedules -------------------------------------------------------------------------------
+
+VISIBLE_SCHEDULE_ARGUMENTS = ({"learning_rate": 0.1, "step_size": 10, "gamma": 0.5},)
+
+
+def check_schedule(name, candidate, arguments=VISIBLE_SCHEDULE_ARGUMENTS, steps=60, quiet=False):
+    """Check a learner's schedule ``candidate(t, **arguments)`` against ``course_lib.schedules.<name>``."""
+    reference = schedules.SCHEDULES[name]
+    for args in arguments:
+        ts = range(steps)
+        answers = [_call_value(name, candidate, t, *args.values()) for t in ts]
+        expected = [reference(t, **args) for t in ts]
+        if np.allclose(answers, expected, rtol=1e-12, atol=0):
+            continue
+        for variant, explanation in LIKELY_BUGS.get(name, []):
+            if np.allclose(answers, [variant(t, **args) for t in ts], rtol=1e-12, atol=0):
+                _fail(name, explanation)
+        first = next(t for t in ts if not np.isclose(answers[t], expected[t], rtol=1e-12, atol=0))
+        _fail(name, f"with {args}, at t = {first} you returned {answers[first]!r}, expected {expected[first]!r}.")
+    if not quiet:
+        _passed(name, f"matches the reference for t = 0..{steps - 1} with {list(arguments)}.")
 
 
 # ---- small helpers ----------------------------------------------------------------------------------------

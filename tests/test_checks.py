@@ -163,3 +163,16 @@ def test_torch_rules_are_checked_on_tensors():
     checks.check_rule("adam", optim.adam, backend="torch", shapes=[(4, 3)], steps=30, quiet=True)
     x = torch.zeros(3, dtype=torch.float64)
     assert isinstance(optim.adam(x, x + 1)[0], torch.Tensor)
+
+
+def test_schedule_reference_passes_and_each_bug_is_named(capsys):
+    from course_lib import schedules
+
+    checks.check_schedule("step_decay", schedules.step_decay)
+    assert capsys.readouterr().out.startswith("✓ Exercise 4.1")
+    for variant, explanation in LIKELY_BUGS["step_decay"]:
+        with pytest.raises(ExerciseError) as error:
+            checks.check_schedule("step_decay", variant)
+        assert explanation in str(error.value)
+    with pytest.raises(ExerciseError, match="at t = 0 you returned 1.0"):
+        checks.check_schedule("step_decay", lambda t, learning_rate, step_size, gamma=0.5: 1.0)
