@@ -18,7 +18,7 @@ from . import landscapes as L
 from .plots import RacePicture
 from .trajectories import run
 
-__all__ = ["CONTROLS", "Race", "race"]
+__all__ = ["CONTROLS", "Method", "Race", "race"]
 
 _STYLE = {"description_width": "initial"}
 _LAYOUT = W.Layout(width="300px")
@@ -54,11 +54,27 @@ CONTROLS = {
 HYPERPARAMETERS = ("learning_rate", "rho", "decay_rate", "beta1", "beta2")
 
 
+class Method:
+    """A method that needs the whole landscape, not just gradients (Newton's Hessian, L-BFGS's line search),
+    as a racer: ``Method(second_order.newton)`` or ``Method(second_order.lbfgs_on_landscape, "max_iter")``.
+
+    It is called as ``function(landscape, start=..., <steps_argument>=steps, **fixed)`` and returns a
+    Trajectory; the race's hyperparameter sliders do not apply to it.
+    """
+
+    def __init__(self, function, steps_argument="steps", **fixed):
+        self.function, self.steps_argument, self.fixed = function, steps_argument, fixed
+        self.__name__ = getattr(function, "__name__", "method")
+
+    def __call__(self, landscape, start, steps):
+        return self.function(landscape, start=start, **{self.steps_argument: steps}, **self.fixed)
+
+
 class Race:
     """Several update rules racing from the same start on the same landscape, under sliders.
 
-    ``runners``: label -> rule, label -> (rule, fixed config), or label -> message (a runner that cannot
-    run yet, e.g. "finish Exercise 2.2 first"; the message is shown on the plot).
+    ``runners``: label -> rule, label -> (rule, fixed config), label -> ``Method``, or label -> message (a
+    runner that cannot run yet, e.g. "finish Exercise 2.2 first"; the message is shown on the plot).
     ``controls``: names from ``CONTROLS``; slider values go to every rule (fixed configs win).
     """
 
@@ -106,8 +122,10 @@ class Race:
             return runner
         rule, fixed = runner
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
+                if isinstance(rule, Method):
+                    return rule(self.landscape, start, self.values["steps"])
                 return run(rule, self.landscape, start=start, steps=self.values["steps"],
                            config={**config, **fixed}, gradient_noise=self.values["gradient_noise"])
         except NotImplementedError:
@@ -156,7 +174,7 @@ def _as_runner(entry):
     if isinstance(entry, tuple):
         rule, fixed = entry
         return rule, dict(fixed)
-    if callable(entry):
+    if callable(entry):  # a rule or a Method
         return entry, {}
     raise ValueError(f"a runner must be a rule, a (rule, config) pair or a message, got {entry!r}")
 
