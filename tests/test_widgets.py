@@ -102,7 +102,7 @@ def test_methods_that_need_the_landscape_race_too():
 
     race = widgets.race({"GD": optim.sgd, "Newton": widgets.Method(second_order.newton),
                          "L-BFGS": widgets.Method(second_order.lbfgs_on_landscape, "max_iter")},
-                        landscape="ill-conditioned quadratic", controls=("learning_rate", "landscape"), steps=30)
+                        landscape="ill-conditioned quadratic", controls=("learning_rate", "landscape"), steps=60)
     np.testing.assert_allclose(race.results["Newton"].points[1], 0, atol=1e-12)  # a quadratic: one step
     race.controls["landscape"].value = "Rosenbrock"
     assert np.linalg.norm(race.results["L-BFGS"].final - (1, 1)) < 1e-6
