@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["convergence_rate", "overshoot", "saddle_share", "steps_near", "steps_to_reach"]
+__all__ = ["convergence_rate", "drops_at", "overshoot", "saddle_share", "steps_near", "steps_to_reach"]
 
 
 def convergence_rate(trajectory, target, floor=1e-11):
@@ -59,3 +59,20 @@ def saddle_share(dimension, samples=2000, seed=0):
     eigenvalues = np.linalg.eigvalsh((matrices + matrices.transpose(0, 2, 1)) / 2)
     mixed = (eigenvalues.min(axis=1) < 0) & (eigenvalues.max(axis=1) > 0)
     return float(mixed.mean())
+
+
+def drops_at(losses, boundaries, window):
+    """How much a loss curve falls across each boundary, and how much it fell just before.
+
+    For each boundary b: (mean of the ``window`` losses before b / mean of the ``window`` after b, mean of the
+    ``window`` before that / mean of the ``window`` just before b). A visible drop at a learning-rate decay is
+    a first ratio well above 1 next to a second ratio near 1 (the curve had flattened out).
+    """
+    losses = np.asarray(losses, dtype=float)
+    result = []
+    for b in boundaries:
+        if b - 2 * window < 0 or b + window > losses.size:
+            raise ValueError(f"boundary {b} needs {2 * window} losses before it and {window} after")
+        before, earlier, after = (losses[a:a + window].mean() for a in (b - window, b - 2 * window, b))
+        result.append((before / after, earlier / before))
+    return result

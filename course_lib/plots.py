@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 
-__all__ = ["COLORS", "NotebookFigure", "RacePicture", "curve_figure", "draw_landscape"]
+__all__ = ["COLORS", "NotebookFigure", "RacePicture", "SchedulePicture", "curve_figure", "draw_landscape"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 GRID_POINTS = 120
@@ -60,6 +60,14 @@ class _Panel:
         for artist in sorted(animated, key=lambda a: a.get_zorder()):
             artist.draw(renderer)
         return np.asarray(self.canvas.buffer_rgba())
+
+
+def _side_by_side_png(*panels):
+    """The panels' pixels next to each other, as PNG bytes (fast compression: this runs on every slider move)."""
+    pixels = np.hstack([panel.rgba()[..., :3] for panel in panels])
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
 
 
 class RacePicture:
@@ -133,10 +141,7 @@ class RacePicture:
 
     def png(self):
         """The current picture as PNG bytes: both panels side by side."""
-        pixels = np.hstack([self.map.rgba()[..., :3], self.loss.rgba()[..., :3]])
-        buffer = io.BytesIO()
-        Image.fromarray(pixels, "RGB").save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
+        return _side_by_side_png(self.map, self.loss)
 
     def _repr_png_(self):
         return self.png()
@@ -147,6 +152,50 @@ class RacePicture:
         self._landscape_artists = [draw_landscape(self.ax_map, landscape),
                                    self.ax_map.plot(*start[:2], "o", color="k", ms=5)[0]]
         self.ax_map.set_title(landscape.name, fontsize=10)
+
+
+class SchedulePicture:
+    """Learning rates against the step (left) and the loss they give a noisy run (right), one line per label.
+
+    ``update(curves, steps, message)``: ``curves`` maps a label to (learning rates, losses) arrays.
+    """
+
+    def __init__(self, labels, height=3.4, dpi=72, rate_limits=(1e-5, 3.0), loss_limits=(1e-3, 1e2)):
+        self.labels = list(labels)
+        self.rates = _Panel((4.8, height), dpi, {"left": 0.16, "right": 0.97, "bottom": 0.15, "top": 0.92})
+        self.losses = _Panel((4.8, height), dpi, {"left": 0.16, "right": 0.97, "bottom": 0.15, "top": 0.92})
+        for panel, title, limits in ((self.rates, "learning rate", rate_limits),
+                                     (self.losses, "loss (running mean of 50 steps)", loss_limits)):
+            panel.ax.set(yscale="log", xlabel="step", title=title, ylim=limits)
+            panel.ax.title.set_fontsize(10)
+            panel.ax.grid(True, alpha=0.3)
+        self.rate_lines, self.loss_lines = {}, {}
+        for label, color in zip(self.labels, _cycle(COLORS, len(self.labels)), strict=True):
+            style = {"color": color, "lw": 1.8, "label": label, "animated": True}
+            (self.rate_lines[label],) = self.rates.ax.plot([], [], **style)
+            (self.loss_lines[label],) = self.losses.ax.plot([], [], **style)
+        self.rates.ax.legend(loc="lower left", fontsize=8)
+        self.message = self.rates.ax.text(0.03, 0.97, "", transform=self.rates.ax.transAxes, fontsize=10,
+                                          va="top", ha="left", animated=True, zorder=5, color="#b00",
+                                          bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+
+    def update(self, curves, steps, message=""):
+        for panel in (self.rates, self.losses):
+            if panel.changed(int(steps)):
+                panel.ax.set_xlim(0, steps)
+        for label in self.labels:
+            rates, losses = curves.get(label, ((), ()))
+            self.rate_lines[label].set_data(np.arange(len(rates)), rates)
+            self.loss_lines[label].set_data(np.arange(len(losses)), losses)
+        self.message.set_text(message)
+        self.message.set_visible(bool(message))
+        return self
+
+    def png(self):
+        return _side_by_side_png(self.rates, self.losses)
+
+    def _repr_png_(self):
+        return self.png()
 
 
 def draw_landscape(ax, landscape, levels=18):
@@ -186,10 +235,13 @@ class _Drawn(list):
             artist.remove()
 
 
-def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, figsize=(5.5, 3.4)):
-    """A static figure of ``curves`` (label -> y values, or label -> (y, style)) against ``x``."""
+def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, figsize=(5.5, 3.4), marks=()):
+    """A static figure of ``curves`` (label -> y values, or label -> (y, style)) against ``x``; ``marks`` are x
+    positions drawn as dashed vertical lines (e.g. the steps where a schedule decays)."""
     figure = NotebookFigure(figsize=figsize, dpi=90, layout="constrained")
     ax = figure.subplots()
+    for mark in marks:
+        ax.axvline(mark, color="0.5", ls="--", lw=1)
     for label, values in curves.items():
         y, style = values if isinstance(values, tuple) else (values, "-o")
         ax.plot(x, y, style, label=label, ms=4)

@@ -15,10 +15,11 @@ import ipywidgets as W
 import numpy as np
 
 from . import landscapes as L
-from .plots import RacePicture
+from . import optim, schedules
+from .plots import RacePicture, SchedulePicture
 from .trajectories import run
 
-__all__ = ["CONTROLS", "Method", "Race", "race"]
+__all__ = ["CONTROLS", "Method", "Race", "ScheduleExplorer", "race", "schedule_explorer"]
 
 _STYLE = {"description_width": "initial"}
 _LAYOUT = W.Layout(width="300px")
@@ -182,3 +183,121 @@ def _as_runner(entry):
 def race(runners, landscape="ill-conditioned quadratic", controls=("learning_rate",), steps=100, **values):
     """Build and return a ``Race`` widget (see ``Race``); the notebook displays it."""
     return Race(runners, landscape=landscape, controls=controls, steps=steps, **values)
+
+
+def _int_slider(description, value, low, high):
+    return W.IntSlider(value=value, min=low, max=high, step=1, description=description, continuous_update=False,
+                       style=_STYLE, layout=_LAYOUT)
+
+
+# The schedules' own parameters: name -> (builder, default value). A schedule shows the sliders it takes.
+SCHEDULE_CONTROLS = {
+    "step_size": (lambda v: _int_slider("step size", v, 10, 500), 200),
+    "gamma": (lambda v: _slider("γ (decay factor)", v, 0.05, 1.0, 0.05, ".2f"), 0.3),
+    "k": (lambda v: _log_slider("k", v, 1e-4, 0.1), 5e-3),
+    "total_steps": (lambda v: _int_slider("total steps", v, 10, 1000), 1000),
+    "period": (lambda v: _int_slider("period", v, 10, 500), 200),
+    "period_mult": (lambda v: _int_slider("period multiplier", v, 1, 3), 1),
+    "max_learning_rate": (lambda v: _log_slider("max learning rate", v, 1e-3, 1.9), 1.0),
+    "half_period": (lambda v: _int_slider("half period", v, 10, 500), 100),
+}
+SCHEDULE_ARGUMENTS = {
+    "step_decay": ("step_size", "gamma"), "exponential_decay": ("k",), "inverse_time_decay": ("k",),
+    "cosine": ("total_steps",), "cosine_warm_restarts": ("period", "period_mult"),
+    "triangular_cyclic": ("max_learning_rate", "half_period"),
+}
+
+
+class ScheduleExplorer:
+    """A learning-rate schedule under sliders, and what it does to SGD with noisy gradients.
+
+    Left: the learning rate at every step for the chosen schedule and for a constant rate. Right: the loss
+    of SGD on the ill-conditioned valley (kappa = 10) with gradient noise, under each (running mean): a
+    constant rate stalls at a noise floor that grows with the rate; a decaying one goes below it.
+    ``yours``: a learner's version of a schedule (or the message to show until its exercise passes),
+    drawn beside the reference when that schedule is chosen.
+    """
+
+    STEPS = 1000
+    WINDOW = 50
+
+    def __init__(self, schedule="step_decay", learning_rate=0.5, gradient_noise=0.5, yours=None, **values):
+        if schedule not in schedules.SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(schedules.SCHEDULES)}, got {schedule!r}")
+        self.yours = yours
+        self.landscape = L.ill_conditioned_quadratic(kappa=10.0)
+        self.controls = {
+            "schedule": W.Dropdown(options=list(schedules.SCHEDULES), value=schedule, description="schedule",
+                                   style=_STYLE, layout=_LAYOUT),
+            "learning_rate": _log_slider("learning rate α0", learning_rate, 1e-3, 1.9),
+            "gradient_noise": _slider("gradient noise σ", gradient_noise, 0.0, 2.0, 0.01, ".2f"),
+            **{name: builder(values.get(name, default)) for name, (builder, default) in SCHEDULE_CONTROLS.items()},
+        }
+        labels = ["constant α0", "schedule"] + (["yours"] if yours is not None else [])
+        self.picture = SchedulePicture(labels)
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.widget = W.VBox([W.GridBox(list(self.controls.values()),
+                                        layout=W.Layout(grid_template_columns="repeat(3, 310px)")), self.image])
+        self.curves, self.message = {}, ""
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def arguments(self):
+        """The chosen schedule's keyword arguments, from the sliders."""
+        name = self.controls["schedule"].value
+        return {"learning_rate": self.controls["learning_rate"].value,
+                **{arg: self.controls[arg].value for arg in SCHEDULE_ARGUMENTS.get(name, ())}}
+
+    def refresh(self):
+        name = self.controls["schedule"].value
+        for arg, control in self.controls.items():
+            if arg in SCHEDULE_CONTROLS:
+                control.layout.display = None if arg in SCHEDULE_ARGUMENTS.get(name, ()) else "none"
+        arguments = self.arguments()
+        runners = {"constant α0": (optim.sgd, None), "schedule": (schedules.SCHEDULES[name], arguments)}
+        notes = []
+        if isinstance(self.yours, str):
+            notes.append(f"yours: {self.yours}")
+        elif self.yours is not None and self.yours.__name__ == name:
+            runners["yours"] = (self.yours, arguments)
+        self.curves = {}
+        for label, (function, args) in runners.items():
+            try:
+                self.curves[label] = self._rates_and_losses(function, args)
+            except NotImplementedError:
+                notes.append(f"{label}: not written yet")
+            except Exception as error:  # a learner's schedule, or arguments out of range: say so on the plot
+                notes.append(f"{label}: {error}")
+        self.message = "\n".join(notes)
+        self.picture.update(self.curves, self.STEPS, self.message)
+        self.image.value = self.picture.png()
+
+    def _rates_and_losses(self, function, arguments):
+        learning_rate = self.controls["learning_rate"].value
+        if arguments is None:
+            rates, rule = np.full(self.STEPS, learning_rate), function
+        else:
+            rates = np.array([function(t, **arguments) for t in range(self.STEPS)], dtype=float)
+            rule = schedules.scheduled(optim.sgd, lambda t, **_: float(rates[min(t, self.STEPS - 1)]))
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            trajectory = run(rule, self.landscape, steps=self.STEPS, config={"learning_rate": learning_rate},
+                             gradient_noise=self.controls["gradient_noise"].value, seed=0)
+        losses = np.convolve(trajectory.losses, np.ones(self.WINDOW) / self.WINDOW, mode="valid")
+        if trajectory.diverged:
+            raise ValueError(f"diverged at step {trajectory.diverged_at}")
+        return rates, losses
+
+    def _on_change(self, change):
+        self.refresh()
+
+
+def schedule_explorer(schedule="step_decay", learning_rate=0.5, gradient_noise=0.5, yours=None, **values):
+    """Build and return a ``ScheduleExplorer`` widget (see ``ScheduleExplorer``); the notebook displays it."""
+    return ScheduleExplorer(schedule, learning_rate, gradient_noise, yours, **values)

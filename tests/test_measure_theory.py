@@ -75,3 +75,11 @@ def test_noise_floor_formula_against_a_long_simulation():
                      config={"learning_rate": 0.2}, gradient_noise=0.3, seed=3)
     predicted = theory.noisy_gradient_descent_loss(curvatures, 0.2, 0.3)
     assert trajectory.losses[500:].mean() == pytest.approx(predicted, rel=0.05)
+
+
+def test_drops_at_a_boundary():
+    flat_then_lower = np.r_[np.full(40, 2.0), np.full(20, 1.0)]
+    ((across, before),) = measure.drops_at(flat_then_lower, [40], window=20)
+    assert (across, before) == (2.0, 1.0)
+    with pytest.raises(ValueError, match="boundary 10 needs 40 losses before it"):
+        measure.drops_at(flat_then_lower, [10], window=20)

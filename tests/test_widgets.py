@@ -106,3 +106,38 @@ def test_methods_that_need_the_landscape_race_too():
     np.testing.assert_allclose(race.results["Newton"].points[1], 0, atol=1e-12)  # a quadratic: one step
     race.controls["landscape"].value = "Rosenbrock"
     assert np.linalg.norm(race.results["L-BFGS"].final - (1, 1)) < 1e-6
+
+
+@pytest.mark.parametrize("schedule", ["step_decay", "exponential_decay", "inverse_time_decay", "cosine",
+                                      "cosine_warm_restarts", "triangular_cyclic"])
+def test_schedule_explorer_sliders_at_both_ends(schedule):
+    explorer = widgets.schedule_explorer(schedule=schedule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, control in explorer.controls.items():
+            if name == "schedule" or control.layout.display == "none":
+                continue
+            for value in ends(control):
+                control.value = value
+                assert bytes(explorer.image.value).startswith(PNG_SIGNATURE)
+    assert set(explorer.curves) <= {"constant α0", "schedule"}
+
+
+def test_schedule_explorer_shows_the_learners_schedule_or_a_message():
+    from course_lib import schedules
+
+    explorer = widgets.schedule_explorer(yours="finish Exercise 4.1 first")
+    assert "yours: finish Exercise 4.1 first" in explorer.message
+
+    def step_decay(t, learning_rate, step_size, gamma=0.5):
+        return schedules.step_decay(t, learning_rate, step_size, gamma)
+
+    explorer = widgets.schedule_explorer(yours=step_decay)
+    np.testing.assert_array_equal(explorer.curves["yours"][0], explorer.curves["schedule"][0])
+    # A constant rate settles on a noise floor; step decay goes below it.
+    assert explorer.curves["schedule"][1][-100:].mean() < 0.3 * explorer.curves["constant α0"][1][-100:].mean()
+
+
+def test_an_impossible_schedule_is_a_message_not_an_exception():
+    explorer = widgets.schedule_explorer(schedule="triangular_cyclic", learning_rate=1.5, max_learning_rate=1.0)
+    assert "max_learning_rate must be" in explorer.message
