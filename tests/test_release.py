@@ -1,0 +1,161 @@
+"""The student notebooks in notebooks/ are exactly what nbgrader generates from instructor/source/, and they
+give nothing away: no solution code, no hidden test, no nbgrader marker, no output.
+
+The checkers return lists of problems; the tests at the bottom feed them deliberately leaky notebooks to show
+that they would catch a leak.
+"""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "instructor" / "source"
+STUDENT_NOTEBOOKS = ROOT / "notebooks"
+BLOCKS = {"SOLUTION": ("### BEGIN SOLUTION", "### END SOLUTION"),
+          "HIDDEN TESTS": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
+MARKER_WORDS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+ASSIGNMENTS = sorted(path.name for path in SOURCE.iterdir() if (path / f"{path.name}.ipynb").is_file())
+
+
+def source_notebook(name):
+    return nbformat.read(SOURCE / name / f"{name}.ipynb", as_version=4)
+
+
+def student_notebook(name):
+    return nbformat.read(STUDENT_NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def secret_blocks(nb):
+    """[(kind, text)] of every SOLUTION and HIDDEN TESTS block in the notebook's cells, markers excluded."""
+    blocks = []
+    for cell in nb.cells:
+        inside, lines = None, []
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            begins = [kind for kind, (begin, _) in BLOCKS.items() if stripped == begin]
+            if begins and inside is None:
+                inside, lines = begins[0], []
+            elif inside is not None and stripped == BLOCKS[inside][1]:
+                blocks.append((inside, "\n".join(lines)))
+                inside = None
+            elif inside is not None:
+                lines.append(line)
+        assert inside is None, f"unterminated {inside} block in cell:\n{cell.source}"
+    return blocks
+
+
+def public_lines(nb):
+    """The stripped lines of the notebook outside any secret block (they may appear in the student copy)."""
+    public = set()
+    for cell in nb.cells:
+        inside = None
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if inside is None and any(stripped == begin for begin, _ in BLOCKS.values()):
+                inside = stripped
+            elif inside is not None and any(stripped == end for _, end in BLOCKS.values()):
+                inside = None
+            elif inside is None:
+                public.add(stripped)
+    return public
+
+
+def leaks(source, student):
+    """What the student notebook gives away of the source notebook's solutions and hidden tests."""
+    problems = []
+    student_text = "\n".join(cell.source for cell in student.cells)
+    student_lines = {line.strip() for line in student_text.splitlines()}
+    public = public_lines(source)
+    for kind, block in secret_blocks(source):
+        body = "\n".join(line.strip() for line in block.splitlines() if line.strip())
+        joined = "\n".join(line.strip() for line in student_text.splitlines() if line.strip())
+        if body and body in joined:
+            problems.append(f"a {kind} block appears whole: {body[:80]!r}")
+        for line in block.splitlines():
+            stripped = line.strip()
+            if stripped and stripped not in public and stripped in student_lines:
+                problems.append(f"a line of a {kind} block appears: {stripped!r}")
+    for number, cell in enumerate(student.cells, start=1):
+        for word in MARKER_WORDS:
+            if word in cell.source:
+                problems.append(f"cell {number} has the marker {word!r}")
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            problems.append(f"cell {number} has outputs (they could show a solution's results)")
+    return problems
+
+
+def test_every_source_has_a_student_notebook_and_back():
+    students = sorted(path.stem for path in STUDENT_NOTEBOOKS.glob("*.ipynb"))
+    assert ASSIGNMENTS, "no instructor source notebooks"
+    assert students == ASSIGNMENTS, "notebooks/ must hold exactly one generated notebook per instructor source"
+
+
+def test_committed_student_notebooks_are_a_fresh_generation(tmp_path):
+    """`make release` output, byte for byte: edit instructor/source/, then run `make release` and commit both."""
+    subprocess.run([sys.executable, str(ROOT / "instructor" / "release.py"), "--out", str(tmp_path)], check=True,
+                   cwd=ROOT, capture_output=True)
+    generated = sorted(path.name for path in tmp_path.glob("*.ipynb"))
+    assert generated == [f"{name}.ipynb" for name in ASSIGNMENTS]
+    stale = [name for name in generated
+             if (tmp_path / name).read_bytes() != (STUDENT_NOTEBOOKS / name).read_bytes()]
+    assert not stale, f"notebooks/ differs from a fresh `make release` for {stale}: run `make release` and commit"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_student_notebook_gives_nothing_away(name):
+    source = source_notebook(name)
+    assert secret_blocks(source), f"{name} has no solution or hidden-test block: the check would be vacuous"
+    assert leaks(source, student_notebook(name)) == []
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_every_exercise_has_hidden_tests(name):
+    """A grade cell without hidden tests is graded only by the check the learner already passed."""
+    for cell in source_notebook(name).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            assert "### BEGIN HIDDEN TESTS" in cell.source, f"{meta['grade_id']} has no hidden tests"
+
+
+# ---- the checker catches leaks --------------------------------------------------------------------------------
+
+def _leaky_copies(name):
+    """Copies of the student notebook, each leaking one thing from the source."""
+    source, student = source_notebook(name), student_notebook(name)
+    blocks = secret_blocks(source)
+    solution = next(text for kind, text in blocks if kind == "SOLUTION")
+    hidden = next((text for kind, text in blocks if kind == "HIDDEN TESTS"), None)
+    copies = {}
+    leaked = copy.deepcopy(student)
+    leaked.cells.append(nbformat.v4.new_code_cell(solution))
+    copies["solution block"] = leaked
+    public = public_lines(source)
+    line = next(line for line in solution.splitlines() if line.strip() and line.strip() not in public)
+    leaked = copy.deepcopy(student)
+    leaked.cells[0].source += "\n" + line
+    copies["one solution line"] = leaked
+    if hidden:
+        leaked = copy.deepcopy(student)
+        leaked.cells.append(nbformat.v4.new_code_cell(hidden))
+        copies["hidden tests"] = leaked
+    leaked = copy.deepcopy(student)
+    leaked.cells.append(nbformat.v4.new_code_cell("### BEGIN SOLUTION\n### END SOLUTION"))
+    copies["markers"] = leaked
+    leaked = copy.deepcopy(student)
+    code = next(cell for cell in leaked.cells if cell.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    copies["outputs"] = leaked
+    return copies
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_leak_checker_catches_each_kind_of_leak(name):
+    source = source_notebook(name)
+    for what, leaked in _leaky_copies(name).items():
+        assert leaks(source, leaked), f"a student notebook with {what} added passed the leak check"
