@@ -74,7 +74,11 @@ class SurvivingExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._stopped_by = None
-        return super().preprocess(nb, resources, km)
+        shutdown = self.shutdown_kernel
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self.shutdown_kernel = shutdown
 
     def preprocess_cell(self, cell, resources, index):
         if self._stopped_by is not None:
@@ -91,6 +95,7 @@ class SurvivingExecute(Execute):
             self._stopped_by = f"the kernel stopped answering in cell {index + 1}"
             self.log.error("The kernel stopped answering in cell %d; later cells are not run", index + 1)
             cell.outputs.append(_error_output("CellTimeoutError", UNRESPONSIVE))
+            self.shutdown_kernel = "immediate"  # it would not answer a polite shutdown request either
         return cell, self.resources
 
 
