@@ -176,3 +176,55 @@ LIKELY_BUGS = {
          "first moment, beta2 (0.999) averages dx*dx in the second."),
     ],
 }
+
+
+# ---- Notebook 05: the two-loop recursion of L-BFGS --------------------------------------------------------------
+# These variants take (gradient, s_history, y_history), oldest pair first, as
+# course_lib.second_order.two_loop_direction does, and return a direction.
+
+def _two_loop_variant(flip_sign=False, loops_swapped=False, scaling="newest", rho="s^T y", alphas="saved"):
+    """The two-loop recursion with one mistake (the defaults give the right recursion)."""
+    inner = {"s^T y": lambda s, y: y @ s, "s^T s": lambda s, y: s @ s, "y^T y": lambda s, y: y @ y}[rho]
+
+    def variant(gradient, s_history, y_history):
+        pairs = list(zip(s_history, y_history, strict=True))
+        first, second = (pairs, pairs[::-1]) if loops_swapped else (pairs[::-1], pairs)
+        q, saved = gradient, []
+        for s, y in first:
+            alpha = (s @ q) / inner(s, y)
+            q = q - alpha * y
+            saved.append(alpha)
+        gamma = 1.0
+        if pairs and scaling != "none":
+            s, y = pairs[0] if scaling == "oldest" else pairs[-1]
+            gamma = (y @ y) / (s @ y) if scaling == "upside down" else (s @ y) / (y @ y)
+        r = gamma * q
+        second_alphas = {"saved": saved[::-1], "not reversed": saved, "last only": saved[-1:] * len(saved)}[alphas]
+        for (s, y), alpha in zip(second, second_alphas, strict=True):
+            beta = (y @ r) / inner(s, y)
+            r = r + (alpha - beta) * s
+        return r if flip_sign else -r
+
+    return variant
+
+
+LIKELY_BUGS["two_loop_direction"] = [
+    (_two_loop_variant(flip_sign=True), "the sign is flipped: you returned +H_k grad f, which points uphill. "
+     "The search direction is -r, minus the result of the second loop (and -gradient with no history)."),
+    (lambda gradient, s_history, y_history: -gradient, "you returned -gradient whatever the history: that is "
+     "steepest descent. Run the two loops over the pairs (s_i, y_i) to turn the gradient into -H_k grad f."),
+    (_two_loop_variant(loops_swapped=True), "the loops run over the history in the wrong order: the first loop "
+     "goes from the newest pair to the oldest (reversed(s_history)), the second from the oldest to the newest."),
+    (_two_loop_variant(scaling="none"), "the initial scaling is missing (gamma = 1): scale q by "
+     "gamma = s^T y / y^T y of the newest pair before the second loop, r = gamma * q."),
+    (_two_loop_variant(scaling="oldest"), "gamma comes from the oldest pair: use the newest one, "
+     "s_history[-1] and y_history[-1] (the histories are stored oldest first)."),
+    (_two_loop_variant(scaling="upside down"), "gamma is upside down: gamma = s^T y / y^T y (a step length per "
+     "unit of gradient change, about 1 / curvature), not y^T y / s^T y."),
+    (_two_loop_variant(rho="s^T s"), "rho is 1 / (s^T s): it must be rho_i = 1 / (y_i^T s_i), in both loops."),
+    (_two_loop_variant(rho="y^T y"), "rho is 1 / (y^T y): it must be rho_i = 1 / (y_i^T s_i), in both loops."),
+    (_two_loop_variant(alphas="last only"), "the second loop uses one alpha for every pair (the last one the "
+     "first loop computed): save each alpha_i in the first loop and use alpha_i with its own pair in the second."),
+    (_two_loop_variant(alphas="not reversed"), "the alphas are paired with the wrong pairs in the second loop: "
+     "the first loop saved them newest first, the second loop runs oldest first, so read them in reverse."),
+]

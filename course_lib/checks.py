@@ -26,6 +26,8 @@ __all__ = [
     "check_gradient_descent_rate",
     "check_rule",
     "check_schedule",
+    "check_two_loop_direction",
+    "lbfgs_with_your_two_loop",
     "predict_and_measure",
     "your_rule",
 ]
@@ -39,6 +41,7 @@ EXERCISES = {
     "rmsprop": "3.1",
     "adam": "3.2",
     "step_decay": "4.1",
+    "two_loop_direction": "5.1",
 }
 
 VISIBLE_CONFIGS = ({}, {"learning_rate": 0.05})
@@ -350,3 +353,100 @@ def _show(value):
 
 def _brief(config):
     return {key: value for key, value in config.items() if key not in _STATE_NAMES} or "defaults"
+
+
+# ---- Notebook 05: the two-loop recursion of L-BFGS ----------------------------------------------------------
+
+def _quadratic_histories(rng, dimensions, max_history):
+    """(gradient, s_history, y_history) cases: for each dimension a random SPD Hessian H, and histories of
+    0 .. max_history random steps s_i with y_i = H s_i (so s^T y > 0, as L-BFGS keeps its pairs)."""
+    cases = []
+    for dimension in dimensions:
+        hessian = _random_spd(rng, np.sort(rng.uniform(0.1, 10.0, dimension)))
+        for length in range(max_history + 1):
+            s_history = [rng.standard_normal(dimension) for _ in range(length)]
+            cases.append((rng.standard_normal(dimension), s_history, [hessian @ s for s in s_history]))
+    return cases
+
+
+def check_two_loop_direction(candidate, dimensions=(3, 6), max_history=4, backend="numpy", seed=0, quiet=False):
+    """Check ``two_loop_direction(gradient, s_history, y_history)`` against course_lib.second_order's on
+    histories of every length from 0 to ``max_history`` (oldest pair first) from random SPD quadratics."""
+    from .second_order import two_loop_direction as reference
+
+    name = "two_loop_direction"
+    if not callable(candidate):
+        _fail(name, f"expected a function, got {type(candidate).__name__}")
+    cases = _quadratic_histories(np.random.default_rng(seed), dimensions, max_history)
+    if backend == "torch":
+        cases = [(torch.tensor(g), [torch.tensor(s) for s in ss], [torch.tensor(y) for y in ys])
+                 for g, ss, ys in cases]
+    answers = [_call_direction(name, candidate, *case) for case in cases]
+    expected = [reference(*case) for case in cases]
+    wrong = [i for i, (answer, right) in enumerate(zip(answers, expected, strict=True))
+             if not _close(answer, right)]
+    if wrong:
+        for variant, explanation in LIKELY_BUGS.get(name, []):
+            with np.errstate(all="ignore"):
+                if all(_close(answer, variant(*case)) for answer, case in zip(answers, cases, strict=True)):
+                    _fail(name, explanation)
+        gradient, s_history, _ = cases[wrong[0]]
+        _fail(name, f"{_pairs_in(gradient, s_history)} your direction is "
+                    f"{_show(answers[wrong[0]])}, expected {_show(expected[wrong[0]])} (largest difference "
+                    f"{_largest_difference(answers[wrong[0]], expected[wrong[0]]):.3g}).")
+    if not quiet:
+        _passed(name, f"matches the reference for histories of 0 to {max_history} pairs in dimensions "
+                      f"{list(dimensions)} ({backend}).")
+
+
+def _call_direction(name, candidate, gradient, s_history, y_history):
+    """The learner's direction for one case, after checking that the call left its arguments as they were."""
+    where = _pairs_in(gradient, s_history)
+    s_list, y_list = list(s_history), list(y_history)
+    before = (_copy(gradient), [_copy(s) for s in s_history], [_copy(y) for y in y_history])
+    try:
+        answer = candidate(gradient, s_list, y_list)
+    except NotImplementedError:
+        _fail(name, f"not done yet: write the body of {name} (it still raises NotImplementedError).")
+    except Exception as error:
+        _fail(name, f"{where} your function raised {type(error).__name__}: {error}")
+    if not _identical(gradient, before[0]):
+        _fail(name, f"{where} your function modified gradient in place (q = gradient, then q -= ...: both names "
+                    "are the same array). Write q = q - alpha * y, which builds a new array.")
+    for label, now, then in (("s_history", s_list, before[1]), ("y_history", y_list, before[2])):
+        if len(now) != len(then) or not all(_identical(a, b) for a, b in zip(now, then, strict=False)):
+            _fail(name, f"{where} your function changed {label} (e.g. with .reverse(), .pop(), or -= on one of "
+                        "its vectors). L-BFGS keeps using the history after this call: loop over "
+                        f"reversed({label}) instead, and build new vectors.")
+    expected_kind = _kind(gradient)
+    if _kind(answer) != expected_kind:
+        _fail(name, f"{where} you returned a {_kind(answer)}; a {expected_kind} in must give a {expected_kind} "
+                    "out.")
+    if tuple(answer.shape) != tuple(gradient.shape):
+        _fail(name, f"{where} you returned shape {tuple(answer.shape)}; the direction has the gradient's shape "
+                    f"{tuple(gradient.shape)}.")
+    return answer
+
+
+def _pairs_in(gradient, s_history):
+    return f"with {len(s_history)} pair{'' if len(s_history) == 1 else 's'} in {len(gradient)} dimensions"
+
+
+def lbfgs_with_your_two_loop(candidate, max_iter=100):
+    """Once Exercise 5.1 passes: L-BFGS on Rosenbrock driven by the learner's two-loop recursion, beside the
+    same L-BFGS with the reference's (course_lib.second_order.minibatch_lbfgs with ``direction=``)."""
+    from . import second_order
+
+    try:
+        check_two_loop_direction(candidate, quiet=True)
+    except ExerciseError as error:
+        print(f"Finish this first. {error}")
+        return
+    valley = landscapes.rosenbrock()
+    for label, direction in (("your two_loop_direction", candidate),
+                             ("the reference", second_order.two_loop_direction)):
+        result = second_order.minibatch_lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, 10 * max_iter,
+                                              max_iter=max_iter, tolerance=1e-10, direction=direction)
+        distance = np.linalg.norm(result.final - valley.global_minimum)
+        print(f"L-BFGS with {label:23s}: {len(result.path) - 1} steps, {result.evaluations[-1]} gradient "
+              f"evaluations, distance to the minimum {distance:.1e}")

@@ -176,3 +176,104 @@ def test_schedule_reference_passes_and_each_bug_is_named(capsys):
         assert explanation in str(error.value)
     with pytest.raises(ExerciseError, match="at t = 0 you returned 1.0"):
         checks.check_schedule("step_decay", lambda t, learning_rate, step_size, gamma=0.5: 1.0)
+
+
+# ---- Exercise 5.1: the two-loop recursion -----------------------------------------------------------------------
+
+def _reference_two_loop():
+    from course_lib.second_order import two_loop_direction
+
+    return two_loop_direction
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_two_loop_reference_passes(backend, capsys):
+    checks.check_two_loop_direction(_reference_two_loop(), backend=backend)
+    assert capsys.readouterr().out.startswith("✓ Exercise 5.1 (two_loop_direction) passed")
+    checks.check_two_loop_direction(_reference_two_loop(), dimensions=(2, 12), max_history=10, seed=52, quiet=True)
+
+
+def test_the_bug_variants_reproduce_the_reference_when_they_have_no_bug():
+    from course_lib.bugs import _two_loop_variant
+
+    checks.check_two_loop_direction(_two_loop_variant(), backend="torch", quiet=True)
+
+
+TWO_LOOP_BUGS = LIKELY_BUGS["two_loop_direction"]
+
+
+@pytest.mark.parametrize("variant, explanation", TWO_LOOP_BUGS,
+                         ids=[f"bug-{i}" for i in range(len(TWO_LOOP_BUGS))])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_each_two_loop_bug_gets_its_own_diagnosis(variant, explanation, backend):
+    with pytest.raises(ExerciseError, match=r"^Exercise 5\.1 \(two_loop_direction\): ") as error:
+        checks.check_two_loop_direction(variant, backend=backend)
+    assert str(error.value).endswith(explanation)
+
+
+def test_two_loop_bug_explanations_are_distinct():
+    explanations = [explanation for _, explanation in TWO_LOOP_BUGS]
+    assert len(set(explanations)) == len(explanations)
+
+
+def _two_loop_in_place_on_gradient(gradient, s_history, y_history):
+    q = gradient
+    for s, y in zip(reversed(s_history), reversed(y_history), strict=True):
+        q -= (s @ q) / (y @ s) * y
+    return -q
+
+
+def _two_loop_reversing_the_history(gradient, s_history, y_history):
+    s_history.reverse()
+    y_history.reverse()
+    return _reference_two_loop()(gradient, s_history[::-1], y_history[::-1])
+
+
+def _two_loop_scaling_the_history(gradient, s_history, y_history):
+    for s in s_history:
+        s *= 1.0
+        s += 1e-3
+    return -gradient
+
+
+def _unfinished_two_loop(gradient, s_history, y_history):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    (_two_loop_in_place_on_gradient, "modified gradient in place"),
+    (_two_loop_reversing_the_history, "changed s_history"),
+    (_two_loop_scaling_the_history, "changed s_history"),
+    (_unfinished_two_loop, "not done yet: write the body of two_loop_direction"),
+    (lambda gradient, s_history, y_history: list(-gradient), "a numpy array in must give a numpy array out"),
+    (lambda gradient, s_history, y_history: -gradient[:1], "the direction has the gradient's shape"),
+    (lambda gradient, s_history, y_history: 1 / 0, "raised ZeroDivisionError"),
+    (lambda gradient, s_history, y_history: -0.5 * gradient, "with 0 pairs in 3 dimensions your direction is"),
+    ("not a function", "expected a function"),
+])
+def test_two_loop_structural_mistakes_are_named(candidate, expected):
+    with pytest.raises(ExerciseError, match=r"^Exercise 5\.1") as error:
+        checks.check_two_loop_direction(candidate)
+    assert expected in str(error.value)
+
+
+def test_two_loop_numpy_only_answer_fails_the_hidden_torch_check():
+    def numpy_only(gradient, s_history, y_history):
+        as_numpy = [np.asarray(v) for v in (gradient, *s_history, *y_history)]
+        m = len(s_history)
+        return _reference_two_loop()(as_numpy[0], as_numpy[1:1 + m], as_numpy[1 + m:])
+
+    checks.check_two_loop_direction(numpy_only, quiet=True)
+    with pytest.raises(ExerciseError, match="a torch Tensor in must give a torch Tensor out"):
+        checks.check_two_loop_direction(numpy_only, backend="torch")
+
+
+def test_lbfgs_with_your_two_loop_runs_it_beside_the_reference_once_it_passes(capsys):
+    checks.lbfgs_with_your_two_loop(_reference_two_loop())
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("L-BFGS with your two_loop_direction")
+    assert lines[0].split(":")[1] == lines[1].split(":")[1]  # same steps, evaluations and distance
+    checks.lbfgs_with_your_two_loop(_unfinished_two_loop)
+    assert capsys.readouterr().out.startswith("Finish this first. Exercise 5.1 (two_loop_direction): not done yet")
+    checks.lbfgs_with_your_two_loop(TWO_LOOP_BUGS[0][0])
+    assert "the sign is flipped" in capsys.readouterr().out
