@@ -434,7 +434,7 @@ def _pairs_in(gradient, s_history):
 
 def lbfgs_with_your_two_loop(candidate, max_iter=100):
     """Once Exercise 5.1 passes: L-BFGS on Rosenbrock driven by the learner's two-loop recursion, beside the
-    same L-BFGS with the reference's (course_lib.second_order.minibatch_lbfgs with ``direction=``)."""
+    same L-BFGS with the reference's (course_lib.second_order.lbfgs with ``direction=``)."""
     from . import second_order
 
     try:
@@ -445,8 +445,8 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
     valley = landscapes.rosenbrock()
     for label, direction in (("your two_loop_direction", candidate),
                              ("the reference", second_order.two_loop_direction)):
-        result = second_order.minibatch_lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, 10 * max_iter,
-                                              max_iter=max_iter, tolerance=1e-10, direction=direction)
+        result = second_order.lbfgs(lambda x: (valley.f(x), valley.grad(x)), np.array(valley.start),
+                                    max_iter=max_iter, tolerance=1e-10, direction=direction)
         distance = np.linalg.norm(result.final - valley.global_minimum)
-        print(f"L-BFGS with {label:23s}: {len(result.path) - 1} steps, {result.evaluations[-1]} gradient "
+        print(f"L-BFGS with {label:23s}: {result.iterations} steps, {result.evaluations} gradient "
               f"evaluations, distance to the minimum {distance:.1e}")

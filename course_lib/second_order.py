@@ -4,7 +4,8 @@
   ``Trajectory``; ``newton_direction`` is one such step's direction.
 - ``lbfgs`` replaces H^-1 by the low-rank approximation that ``two_loop_direction`` builds from the last few
   steps s_k = x_{k+1} - x_k and gradient changes y_k = grad f(x_{k+1}) - grad f(x_k). ``lbfgs_on_landscape``
-  runs it on a landscape; ``lbfgs_torch`` on the parameters of a torch model (full batch).
+  runs it on a landscape; ``lbfgs_torch`` on the parameters of a torch model (full batch). Fed mini-batches
+  (``batches=``), the same ``lbfgs`` shows why it does not transfer to that setting (course_lib.minibatch).
 - ``hessian_cost`` measures the memory (O(N^2)) and solve time (O(N^3)) of an N x N Hessian; ``loglog_slope``
   reads the exponent off such a curve.
 
@@ -28,6 +29,7 @@ from course_lib.trajectories import Trajectory, run
 
 __all__ = [
     "DAMPING",
+    "EvaluationRun",
     "HessianCost",
     "LBFGSResult",
     "hessian_cost",
@@ -142,17 +144,33 @@ def two_loop_direction(gradient, s_history, y_history):
 
 
 @dataclass(frozen=True)
-class LBFGSResult:
+class EvaluationRun:
+    """The iterates of a run and the gradient evaluations spent to reach each one (0 for the start)."""
+
+    path: np.ndarray  # the iterates x_0 .. x_n as rows (float64)
+    evaluation_counts: np.ndarray  # non-decreasing, one per row of path
+    message: str  # why the run stopped
+
+    @property
+    def final(self):
+        return self.path[-1]
+
+    def at(self, evaluations):
+        """The last iterate reached within ``evaluations`` gradient evaluations (a number, or an array of
+        budgets: then one row per budget, e.g. to put runs with different step costs on one axis)."""
+        return self.path[np.searchsorted(self.evaluation_counts, evaluations, side="right") - 1]
+
+
+@dataclass(frozen=True)
+class LBFGSResult(EvaluationRun):
     """Where an L-BFGS run ended and how it got there."""
 
     x: object  # the last iterate (a numpy array, or a torch tensor when x0 was one)
-    value: float  # f(x)
+    value: float  # f(x) (on the last batch, for a mini-batch run)
     gradient_norm: float  # ||grad f(x)||
     iterations: int  # steps taken
     evaluations: int  # calls of fun_and_grad, the line searches' included
     converged: bool  # gradient_norm <= tolerance
-    message: str  # why the run stopped
-    path: np.ndarray  # the iterates x_0 .. x_n as rows (float64)
     values: np.ndarray  # f at each iterate
 
     @property
@@ -169,10 +187,11 @@ class _LinePoint(NamedTuple):
 
 
 def lbfgs(fun_and_grad, x0, history_size=10, max_iter=100, tolerance=1e-8, c1=ARMIJO_C1, c2=0.9,
-          max_line_search=20):
+          max_line_search=20, max_evaluations=None, batches=None, fresh_batch="evaluation",
+          direction=two_loop_direction):
     """Minimize f from x0 with L-BFGS (Nocedal & Wright, Algorithm 7.5); ``fun_and_grad(x)`` is (f(x), grad f(x)).
 
-        d_k = two_loop_direction(grad f(x_k), s_history, y_history)          # -H_k grad f(x_k)
+        d_k = direction(grad f(x_k), s_history, y_history)                  # two-loop: -H_k grad f(x_k)
         x_{k+1} = x_k + t_k d_k                                             # t_k: strong Wolfe line search
         s_k = x_{k+1} - x_k,   y_k = grad f(x_{k+1}) - grad f(x_k)          # kept if s_k^T y_k > 0
         keep the newest history_size pairs
@@ -185,31 +204,74 @@ def lbfgs(fun_and_grad, x0, history_size=10, max_iter=100, tolerance=1e-8, c1=AR
     not positive (rounding, or a search that ran out of its max_line_search evaluations) is skipped. The first
     direction, -grad f, carries no curvature yet, so its first trial step has length at most 1.
 
-    Stops when ||grad f|| <= tolerance (converged), after max_iter steps, or when the line search finds no
-    lower point (x is optimal to rounding). x0 is a 1-D numpy array or torch tensor; the iterates keep its type.
+    Stops when ||grad f|| <= tolerance (converged), after max_iter steps (None: no limit), after
+    ``max_evaluations`` calls of fun_and_grad (None: no limit; a line search is cut short to fit), or when the
+    line search finds no lower point (x is optimal to rounding). x0 is a 1-D numpy array or torch tensor; the
+    iterates keep its type. ``direction`` (default: the two-loop recursion) receives fresh lists, oldest first.
+
+    Fed mini-batches (claim 20): with ``batches``, an iterator of example indices, ``fun_and_grad(x, batch)`` is
+    a mini-batch loss and ``fresh_batch`` says when the next batch is drawn:
+
+    - ``"evaluation"``: at every call, which is what L-BFGS does when simply handed a stochastic loss: the line
+      search compares f on different batches, and y_k = g_B'(x_{k+1}) - g_B(x_k) mixes two batches' gradients;
+    - ``"iteration"``: once per step, so the step's line search and its pair see one function; it costs one
+      more evaluation per step (the new batch's gradient at x_k), as in multi-batch L-BFGS (Berahas, Nocedal
+      and Takac, 2016; here without overlap).
+
+    Where a deterministic run would stop because the line search found no lower point, a mini-batch run
+    restarts (history cleared, as calling lbfgs again from x would) and goes on.
     """
-    x = _check_lbfgs_arguments(x0, history_size, max_iter, tolerance, c1, c2, max_line_search)
-    value, gradient = fun_and_grad(x)
-    value, evaluations, iterations = float(value), 1, 0
+    x = _check_lbfgs_arguments(x0, history_size, 0 if max_iter is None else max_iter, tolerance, c1, c2,
+                               max_line_search)
+    _require(max_evaluations is None or _is_integer(max_evaluations, 1), "max_evaluations",
+             "None or an integer >= 1", max_evaluations)
+    _require(fresh_batch in ("evaluation", "iteration"), "fresh_batch", "'evaluation' or 'iteration'", fresh_batch)
+    _require(callable(direction), "direction", "a function (gradient, s_history, y_history) -> direction",
+             direction)
+    budget = math.inf if max_evaluations is None else max_evaluations
+    used = 0
+
+    def evaluate(point, batch=None):
+        nonlocal used
+        used += 1
+        if batches is None:
+            return fun_and_grad(point)
+        return fun_and_grad(point, next(batches) if batch is None else batch)
+
     s_history, y_history = deque(maxlen=history_size), deque(maxlen=history_size)
-    path, values = [_as_numpy(x)], [value]
-    while True:
+    path, values, counts, iterations, gradient, gradient_norm = [], [], [], 0, None, math.inf
+    message = "max_evaluations gradient evaluations used"
+    while used < budget:
+        batch = next(batches) if batches is not None and fresh_batch == "iteration" else None
+        if gradient is None or batch is not None:  # the start, a restart, or a new batch: evaluate at x
+            value, gradient = evaluate(x, batch)
+            value = float(value)
+            if not path:
+                path, values, counts = [_as_numpy(x)], [value], [0]
         gradient_norm = _norm(gradient)
         if gradient_norm <= tolerance or iterations == max_iter:
             message = "gradient norm <= tolerance" if gradient_norm <= tolerance else "max_iter steps taken"
             break
-        direction = two_loop_direction(gradient, s_history, y_history)
-        if not float(gradient @ direction) < 0:  # rounding spoiled the curvature pairs: restart from -grad f
+        step_direction = direction(gradient, list(s_history), list(y_history))
+        if not float(gradient @ step_direction) < 0:  # rounding spoiled the curvature pairs: restart from -grad f
             s_history.clear()
             y_history.clear()
-            direction = -gradient
+            step_direction = -gradient
         step = 1.0 if s_history else min(1.0, 1.0 / gradient_norm)
-        start = _LinePoint(0.0, x, value, gradient, float(gradient @ direction))
-        point, used = _strong_wolfe(fun_and_grad, start, direction, step, c1, c2, max_line_search)
-        evaluations += used
-        if point is start:
-            message = "the line search found no lower point"
+        start = _LinePoint(0.0, x, value, gradient, float(gradient @ step_direction))
+        search_budget = int(min(max_line_search, budget - used))
+        if search_budget == 0:
             break
+        point, _ = _strong_wolfe(lambda z, batch=batch: evaluate(z, batch), start, step_direction, step, c1, c2,
+                                 search_budget)
+        if point is start:
+            if batches is None:
+                message = "the line search found no lower point"
+                break
+            s_history.clear()
+            y_history.clear()
+            gradient = None
+            continue
         s, y = point.x - x, point.gradient - gradient
         if float(s @ y) > CURVATURE_COSINE * _norm(s) * _norm(y):
             s_history.append(s)
@@ -218,8 +280,10 @@ def lbfgs(fun_and_grad, x0, history_size=10, max_iter=100, tolerance=1e-8, c1=AR
         iterations += 1
         path.append(_as_numpy(x))
         values.append(value)
-    return LBFGSResult(x, value, gradient_norm, iterations, evaluations, gradient_norm <= tolerance, message,
-                       np.array(path), np.array(values))
+        counts.append(used)
+    return LBFGSResult(path=np.array(path), evaluation_counts=np.array(counts), message=message, x=x, value=value,
+                       gradient_norm=gradient_norm, iterations=iterations, evaluations=used,
+                       converged=gradient_norm <= tolerance, values=np.array(values))
 
 
 def _strong_wolfe(fun_and_grad, start, direction, step, c1, c2, max_evaluations):
@@ -230,7 +294,8 @@ def _strong_wolfe(fun_and_grad, start, direction, step, c1, c2, max_evaluations)
 
     Bracketing tries t, 2t, 4t, ... until [lo, hi] must hold such a step; zooming then shrinks [lo, hi] by cubic
     interpolation. lo is always the lowest point with sufficient decrease found so far; it is returned, with
-    the evaluations used, when they run out (``start`` itself when no point decreased f).
+    the evaluations used, when they run out or the bracket collapses (``start`` itself when no point decreased
+    f).
     """
 
     def evaluate(t):
@@ -240,6 +305,10 @@ def _strong_wolfe(fun_and_grad, start, direction, step, c1, c2, max_evaluations)
 
     lo, hi = start, None
     for evaluations in range(1, max_evaluations + 1):
+        if hi is not None and hi.step == lo.step:
+            # The bracket has shrunk to a point: on a loss that changes between calls (mini-batches) every
+            # zoom trial can look worse than lo. Nothing is left to search.
+            return lo, evaluations - 1
         trial = evaluate(step if hi is None else _cubic_step(lo, hi))
         if not (trial.value <= start.value + c1 * trial.step * start.slope and trial.value < lo.value):
             hi = trial  # too far (a NaN or inf value lands here too)
@@ -342,304 +411,20 @@ def lbfgs_torch(params, closure, **options):
 
 @dataclass(frozen=True)
 class HessianCost:
-    """Per size N: the bytes of an N x N float64 Hessian (8 N^2) and the median seconds of solving H d = g."""
+    """Per size N: the bytes of an N x N float64 Hessian (8 N^2) and the seconds of solving H d = g."""
 
     sizes: np.ndarray
     bytes: np.ndarray
     seconds: np.ndarray
 
 
-def hessian_cost(sizes=(200, 400, 600, 800, 1000, 1200, 1500), repeats=3, seed=0):
+def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
     """Measure what a Newton step's Hessian costs as the number of parameters N grows (claim 18).
 
     Memory: an N x N float64 matrix takes 8 N^2 bytes, O(N^2). Time: solving H d = grad f for a random
     symmetric positive definite H, the core of a Newton step (solve, never invert); its LU factorization is
-    O(N^3), the same order as inverting H. np.linalg calls multithreaded BLAS, so small N measure mostly
-    overhead: fit the exponent on the larger sizes, e.g. ``loglog_slope(cost.sizes[-4:], cost.seconds[-4:])``.
-    The default sizes take about a second on two cores.
-    """
-    _require(len(sizes) > 0 and all(_is_integer(n, 1) for n in sizes), "sizes",
-             "a non-empty sequence of integers >= 1", sizes)
-    _require(_is_integer(repeats, 1), "repeats", "an integer >= 1", repeats)
-    rng = np.random.default_rng(seed)
-    seconds = []
-    for n in sizes:
-        noise = rng.standard_normal((n, n))
-        symmetric = (noise + noise.T) / 2
-        # Strictly diagonally dominant with a positive diagonal, hence positive definite (Gershgorin).
-        hessian = symmetric + (np.abs(symmetric).sum(axis=1).max() + 1) * np.eye(n)
-        gradient = rng.standard_normal(n)
-        np.linalg.solve(hessian, gradient)  # warm-up: thread start-up and first-touch memory are not the cost
-        timings = []
-        for _ in range(repeats):
-            began = time.perf_counter()
-            np.linalg.solve(hessian, gradient)
-            timings.append(time.perf_counter() - began)
-        seconds.append(np.median(timings))
-    sizes = np.array(sizes)
-    return HessianCost(sizes, 8 * sizes.astype(float) ** 2, np.array(seconds))
-
-
-def loglog_slope(x, y):
-    """The least-squares slope of log y against log x: the exponent p in y ~ c x^p."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    _require(x.ndim == 1 and x.size >= 2 and np.all(np.isfinite(x) & (x > 0)), "x",
-             "at least two finite numbers > 0", x)
-    _require(y.shape == x.shape and np.all(np.isfinite(y) & (y > 0)), "y",
-             f"{x.size} finite numbers > 0 (one per x)", y)
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
-
-# --- L-BFGS on a finite sum: full batch against mini-batches ----------------------------------------------------
-
-@dataclass(frozen=True)
-class SoftmaxRegression:
-    """L2-regularized softmax (multinomial logistic) regression, float64: a smooth, strongly convex finite sum.
-
-        f(w) = -(1/n) sum_i log softmax(W^T x_i)[y_i] + penalty/2 ||w||^2,     w = W.ravel(), W of shape (d+1, C)
-        grad f(w) = X^T (P - Y) / n + penalty W
-
-    where P holds the softmax probabilities, Y the one-hot labels, and every x_i ends in a 1 (the bias; the
-    penalty applies to it too, so f is penalty-strongly convex). ``fun_and_grad(w)`` is (f(w), grad f(w)) on
-    all n examples, ``fun_and_grad(w, batch)`` the same average over the examples ``batch`` (indices) only:
-    the mini-batch loss, whose expectation over random batches is f.
-    """
-
-    features: np.ndarray  # (n, d + 1), the last column ones
-    labels: np.ndarray  # (n,) integers in [0, C)
-    classes: int
-    penalty: float
-
-    @property
-    def size(self):
-        """The number of parameters, (d + 1) C."""
-        return self.features.shape[1] * self.classes
-
-    @property
-    def x0(self):
-        """The start every run uses: all weights zero (f(x0) = log C)."""
-        return np.zeros(self.size)
-
-    def fun_and_grad(self, w, batch=None):
-        features, labels = (self.features, self.labels) if batch is None else (self.features[batch],
-                                                                                 self.labels[batch])
-        weights = np.asarray(w, dtype=float).reshape(self.features.shape[1], self.classes)
-        logits = weights.T @ features.T  # (C, n): the reductions over the few classes run along whole rows
-        logits -= logits.max(axis=0)
-        log_probabilities = logits - np.log(np.exp(logits).sum(axis=0))
-        columns = np.arange(len(labels))
-        value = -log_probabilities[labels, columns].mean() + self.penalty / 2 * float(np.sum(weights * weights))
-        residual = np.exp(log_probabilities)
-        residual[labels, columns] -= 1
-        gradient = (residual @ features).T / len(labels) + self.penalty * weights
-        return float(value), gradient.ravel()
-
-    def losses(self, points):
-        """The full-batch f at every row of ``points`` (the iterates of a run)."""
-        return np.array([self.fun_and_grad(point)[0] for point in np.atleast_2d(points)])
-
-    def batches(self, batch_size, seed=0):
-        """Mini-batches of ``batch_size`` example indices, endlessly: each epoch a fresh permutation of the n
-        examples, cut into n // batch_size batches (the remainder is dropped, as DataLoader's drop_last does)."""
-        _require(_is_integer(batch_size, 1) and batch_size <= len(self.labels), "batch_size",
-                 f"an integer in [1, {len(self.labels)}]", batch_size)
-        rng = np.random.default_rng(seed)
-        while True:
-            order = rng.permutation(len(self.labels))
-            for start in range(0, len(order) - batch_size + 1, batch_size):
-                yield order[start:start + batch_size]
-
-
-def softmax_regression(features, labels, penalty=1e-3):
-    """A ``SoftmaxRegression`` on ``features`` (n x d, numpy or torch) and integer ``labels`` (n), in float64,
-    with a bias column appended; e.g. ``softmax_regression(digits.x_train, digits.y_train)``."""
-    features, labels = _as_numpy(torch.as_tensor(features)), np.asarray(_as_numpy(torch.as_tensor(labels)))
-    _require(features.ndim == 2 and features.shape[0] > 0 and np.all(np.isfinite(features)), "features",
-             "a finite 2-D array with at least one row", f"shape {features.shape}")
-    _require(labels.shape == (features.shape[0],) and np.all(labels == np.round(labels)) and labels.min() >= 0,
-             "labels", f"{features.shape[0]} integers >= 0 (one per row of features)", f"shape {labels.shape}")
-    _require(_is_real(penalty) and 0 <= penalty < math.inf, "penalty", "a finite number >= 0", penalty)
-    labels = labels.astype(np.int64)
-    return SoftmaxRegression(np.c_[features, np.ones(len(labels))], labels, int(labels.max()) + 1, float(penalty))
-
-
-@dataclass(frozen=True)
-class EvaluationRun:
-    """The iterates of a run and the gradient evaluations spent to reach each one (0 for the start)."""
-
-    evaluations: np.ndarray  # non-decreasing, one per row of path
-    path: np.ndarray  # the recorded iterates as rows (float64)
-    message: str  # why the run stopped
-
-    @property
-    def final(self):
-        return self.path[-1]
-
-    def at(self, evaluations):
-        """The last recorded iterate reached within ``evaluations`` gradient evaluations (a number, or an array
-        of budgets: then one row per budget, e.g. to put runs with different step costs on one axis)."""
-        return self.path[np.searchsorted(self.evaluations, evaluations, side="right") - 1]
-
-
-def minibatch_lbfgs(fun_and_grad, x0, max_evaluations, batches=None, fresh_batch="evaluation", history_size=10,
-                    max_iter=None, tolerance=0.0, c1=ARMIJO_C1, c2=0.9, max_line_search=20,
-                    direction=two_loop_direction):
-    """``lbfgs``'s algorithm, step for step, with a budget of gradient evaluations and optionally fed mini-batches.
-
-    With ``batches=None``, ``fun_and_grad(x)`` is one deterministic f and the iterates are exactly those of
-    ``lbfgs`` (same direction, strong Wolfe line search, pair rule, first step); the run stops after
-    ``max_evaluations`` calls (a line search is cut short to fit), after ``max_iter`` steps, at
-    ||grad f|| <= tolerance, or when the line search finds no lower point.
-
-    With ``batches`` (an iterator of index arrays, e.g. ``SoftmaxRegression.batches``), ``fun_and_grad(x, batch)``
-    is a mini-batch loss, and ``fresh_batch`` says when the next batch is drawn:
-
-    - ``"evaluation"``: at every call. This is what ``lbfgs`` does when handed a stochastic loss: the line
-      search compares f on different batches, and y_k = g_B'(x_{k+1}) - g_B(x_k) mixes two batches' gradients.
-    - ``"iteration"``: once per step. The step's line search and its pair use one batch, so y_k is a true
-      difference of one function's gradients; it costs one more evaluation per step (the new batch's gradient
-      at x_k), as in multi-batch L-BFGS (Berahas, Nocedal and Takac, 2016; here without overlap).
-
-    Where a deterministic run would stop because the line search found no lower point, a mini-batch run
-    restarts (the history is cleared, as calling ``lbfgs`` again from x would) and goes on.
-    ``direction(gradient, s_history, y_history)`` computes the search direction (default: the two-loop
-    recursion); it receives fresh lists, oldest pair first. Returns an ``EvaluationRun`` with every iterate.
-    """
-    x = _check_lbfgs_arguments(x0, history_size, 0 if max_iter is None else max_iter, tolerance, c1, c2,
-                               max_line_search)
-    _require(_is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
-    _require(fresh_batch in ("evaluation", "iteration"), "fresh_batch", "'evaluation' or 'iteration'", fresh_batch)
-    _require(callable(direction), "direction", "a function (gradient, s_history, y_history) -> direction",
-             direction)
-    used = 0
-
-    def evaluate(point, batch=None):
-        nonlocal used
-        used += 1
-        if batches is None:
-            return fun_and_grad(point)
-        return fun_and_grad(point, next(batches) if batch is None else batch)
-
-    s_history, y_history = deque(maxlen=history_size), deque(maxlen=history_size)
-    evaluations, path, iterations, gradient = [0], [_as_numpy(x)], 0, None
-    message = "max_evaluations gradient evaluations used"
-    while used < max_evaluations:
-        if max_iter is not None and iterations == max_iter:
-            message = "max_iter steps taken"
-            break
-        batch = next(batches) if batches is not None and fresh_batch == "iteration" else None
-        if gradient is None or batch is not None:  # the start, a restart, or a new batch: evaluate at x
-            value, gradient = evaluate(x, batch)
-            value = float(value)
-        gradient_norm = _norm(gradient)
-        if gradient_norm <= tolerance:
-            message = "gradient norm <= tolerance"
-            break
-        step_direction = direction(gradient, list(s_history), list(y_history))
-        if not float(gradient @ step_direction) < 0:
-            s_history.clear()
-            y_history.clear()
-            step_direction = -gradient
-        step = 1.0 if s_history else min(1.0, 1.0 / gradient_norm)
-        start = _LinePoint(0.0, x, value, gradient, float(gradient @ step_direction))
-        budget = min(max_line_search, max_evaluations - used)
-        if budget == 0:
-            break
-        line_function = lambda z, batch=batch: evaluate(z, batch)  # noqa: E731 (one batch per step, or None)
-        try:
-            point, _ = _strong_wolfe(line_function, start, step_direction, step, c1, c2, budget)
-        except ZeroDivisionError:
-            # On a loss that changes at every call, every zoom trial can look worse than lo; the bracket then
-            # shrinks until lo.step == hi.step and _cubic_step divides by zero. Count it as a failed search.
-            point = start
-        if point is start:
-            if batches is None:
-                message = "the line search found no lower point"
-                break
-            s_history.clear()
-            y_history.clear()
-            gradient = None
-            continue
-        s, y = point.x - x, point.gradient - gradient
-        if float(s @ y) > CURVATURE_COSINE * _norm(s) * _norm(y):
-            s_history.append(s)
-            y_history.append(y)
-        x, value, gradient = point.x, point.value, point.gradient
-        iterations += 1
-        evaluations.append(used)
-        path.append(_as_numpy(x))
-    return EvaluationRun(np.array(evaluations), np.array(path), message)
-
-
-def minibatch_descent(rule, fun_and_grad, x0, max_evaluations, batches=None, config=None, record_every=1):
-    """A first-order update rule of course_lib.optim (sgd, adam, ...) for ``max_evaluations`` steps, one gradient
-    evaluation each: ``fun_and_grad(x)`` (full batch, ``batches=None``) or ``fun_and_grad(x, next(batches))``.
-
-        x_{k+1}, config = rule(x_k, grad_k, config)
-
-    Records x_0 and every ``record_every``-th iterate (and the last) in an ``EvaluationRun``; a run whose
-    iterate stops being finite ends there ("diverged").
-    """
-    _require(_is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
-    _require(_is_integer(record_every, 1), "record_every", "an integer >= 1", record_every)
-    x, config = np.array(x0, dtype=float), dict(config or {})
-    evaluations, path, message = [0], [x], "max_evaluations gradient evaluations used"
-    with np.errstate(all="ignore"):
-        for used in range(1, max_evaluations + 1):
-            _, gradient = fun_and_grad(x) if batches is None else fun_and_grad(x, next(batches))
-            x, config = rule(x, gradient, config)
-            if not np.all(np.isfinite(x)):
-                message = "diverged"
-            if used % record_every == 0 or used == max_evaluations or message == "diverged":
-                evaluations.append(used)
-                path.append(np.array(x, dtype=float))
-            if message == "diverged":
-                break
-    return EvaluationRun(np.array(evaluations), np.array(path), message)
-
-
-def torch_lbfgs_minibatch(fun_and_grad, x0, max_evaluations, batches, **options):
-    """torch.optim.LBFGS as a practitioner puts it in a mini-batch training loop: one batch per ``step(closure)``.
-
-        optimizer = torch.optim.LBFGS([w], **options)            # defaults: lr=1, max_iter=20, no line search
-        for batch in batches:
-            optimizer.step(closure)                              # closure: the loss of this batch
-
-    Each step() runs up to max_iter iterations on its batch; the curvature history (and the previous
-    gradient) carries over to the next batch, so the first pair of a step mixes two batches' gradients.
-    ``fun_and_grad(x, batch)`` computes the loss, float64. The run ends once ``max_evaluations`` closure calls
-    are used (a step's last iteration may add one) or when w stops being finite; an ``EvaluationRun`` records
-    w after every step().
-    """
-    _require(_is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
-    w = torch.nn.Parameter(torch.tensor(np.array(x0, dtype=float)))
-    optimizer = torch.optim.LBFGS([w], **options)
-    max_eval = optimizer.param_groups[0]["max_eval"]
-    used, evaluations, path, message = 0, [0], [_as_numpy(w)], "max_evaluations gradient evaluations used"
-
-    def closure(batch):
-        nonlocal used
-        used += 1
-        value, gradient = fun_and_grad(w.detach().numpy().copy(), batch)
-        w.grad = torch.as_tensor(gradient, dtype=w.dtype)
-        return torch.tensor(float(value), dtype=w.dtype)
-
-    while used < max_evaluations:
-        batch = next(batches)
-        optimizer.param_groups[0]["max_eval"] = min(max_eval, max_evaluations - used)
-        optimizer.step(lambda batch=batch: closure(batch))
-        evaluations.append(used)
-        path.append(_as_numpy(w))
-        if not np.all(np.isfinite(path[-1])):
-            message = "diverged"
-            break
-    return EvaluationRun(np.array(evaluations), np.array(path), message)
-
-
-# --- What the Hessian costs, measured on one core ---------------------------------------------------------------
-
-def hessian_cost_one_thread(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
-    """``hessian_cost`` measured so that the curve shows the algorithm's O(N^3) rather than the machine's mood.
+    O(N^3), the same order as inverting H. Measured so that the curve shows the algorithm rather than the
+    machine's mood:
 
     - BLAS runs on one thread (threadpoolctl): with several, small N cannot keep them busy and large N can, so
       the speed-up grows with N and flattens the measured exponent;
@@ -647,9 +432,9 @@ def hessian_cost_one_thread(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0
       process waits while other processes use the cores;
     - each size keeps the minimum over ``repeats`` (interference only ever adds time).
 
-    What remains below N^3 is real: LU's O(N^2) parts (pivoting, the two triangular solves) and BLAS's
-    blocked kernels run at more flops per second as N grows, until the matrix no longer fits in cache. The
-    default sizes (a factor sqrt(2) apart) take about a second. Returns a ``HessianCost``.
+    What remains below N^3 is real: LU's O(N^2) parts (pivoting, the two triangular solves) and BLAS's blocked
+    kernels run at more flops per second as N grows, until the matrix no longer fits in cache. The default
+    sizes (a factor sqrt(2) apart) take about a second.
     """
     from threadpoolctl import threadpool_limits
 
@@ -662,9 +447,10 @@ def hessian_cost_one_thread(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0
         for n in sizes:
             noise = rng.standard_normal((n, n))
             symmetric = (noise + noise.T) / 2
-            hessian = symmetric + (np.abs(symmetric).sum(axis=1).max() + 1) * np.eye(n)  # SPD (Gershgorin)
+            # Strictly diagonally dominant with a positive diagonal, hence positive definite (Gershgorin).
+            hessian = symmetric + (np.abs(symmetric).sum(axis=1).max() + 1) * np.eye(n)
             gradient = rng.standard_normal(n)
-            np.linalg.solve(hessian, gradient)  # warm-up
+            np.linalg.solve(hessian, gradient)  # warm-up: first-touch memory is not the cost
             timings = []
             for _ in range(repeats):
                 began = time.thread_time()
@@ -675,5 +461,11 @@ def hessian_cost_one_thread(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0
     return HessianCost(sizes, 8 * sizes.astype(float) ** 2, np.array(seconds))
 
 
-__all__ += ["EvaluationRun", "SoftmaxRegression", "hessian_cost_one_thread", "minibatch_descent",
-            "minibatch_lbfgs", "softmax_regression", "torch_lbfgs_minibatch"]
+def loglog_slope(x, y):
+    """The least-squares slope of log y against log x: the exponent p in y ~ c x^p."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    _require(x.ndim == 1 and x.size >= 2 and np.all(np.isfinite(x) & (x > 0)), "x",
+             "at least two finite numbers > 0", x)
+    _require(y.shape == x.shape and np.all(np.isfinite(y) & (y > 0)), "y",
+             f"{x.size} finite numbers > 0 (one per x)", y)
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])

@@ -1,11 +1,13 @@
 """Newton's method and L-BFGS against theory, scipy.optimize and torch.optim.LBFGS (float64); Hessian costs."""
 
 import math
+from itertools import count
 
 import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from finite_sums import counted, digits_softmax
 from sklearn.datasets import load_digits
 
 from course_lib import landscapes
@@ -325,10 +327,11 @@ def test_lbfgs_torch_refuses_an_empty_parameter_list():
 # --- What the Hessian costs ------------------------------------------------------------------------------------
 
 def test_hessian_memory_grows_as_n_squared_and_the_time_fit_runs():
-    cost = hessian_cost(sizes=(20, 40, 80, 160), repeats=1)
-    assert list(cost.bytes) == [np.zeros((n, n)).nbytes for n in (20, 40, 80, 160)]
+    cost = hessian_cost(sizes=(50, 100, 200, 400), repeats=2)
+    assert list(cost.bytes) == [np.zeros((n, n)).nbytes for n in (50, 100, 200, 400)]
     assert loglog_slope(cost.sizes, cost.bytes) == pytest.approx(2.0, abs=1e-12)
-    assert np.all(cost.seconds > 0) and math.isfinite(loglog_slope(cost.sizes, cost.seconds))
+    assert np.all(cost.seconds > 0) and cost.seconds[-1] > cost.seconds[0]
+    assert math.isfinite(loglog_slope(cost.sizes, cost.seconds))
 
 
 def test_loglog_slope_recovers_the_exponent_of_a_power_law():
@@ -348,118 +351,49 @@ def test_bad_cost_arguments_are_refused(call, parameter):
         call()
 
 
-# --- L-BFGS on a finite sum: full batch against mini-batches ----------------------------------------------------
+# --- L-BFGS with a budget of evaluations, and fed mini-batches ---------------------------------------------------
 
-from itertools import count, repeat  # noqa: E402 (this section's own imports, kept beside the tests that use them)
-
-from course_lib import optim  # noqa: E402
-from course_lib.second_order import (  # noqa: E402
-    hessian_cost_one_thread,
-    minibatch_descent,
-    minibatch_lbfgs,
-    softmax_regression,
-    torch_lbfgs_minibatch,
-)
-
-
-def digits_softmax(penalty=1e-3, rows=300):
-    images, labels = load_digits(return_X_y=True)
-    return softmax_regression(images[:rows] / 16.0, labels[:rows], penalty=penalty)
-
-
-def test_softmax_regression_loss_and_gradient_match_torch_autograd():
-    problem = digits_softmax(penalty=0.05)
-    rng = np.random.default_rng(0)
-    w = 0.1 * rng.standard_normal(problem.size)
-    batch = rng.choice(len(problem.labels), 40, replace=False)
-    features, labels = torch.tensor(problem.features), torch.tensor(problem.labels)
-    for rows in (slice(None), batch):
-        weights = torch.tensor(w, requires_grad=True)
-        logits = features[rows] @ weights.view(problem.features.shape[1], problem.classes)
-        loss = torch.nn.functional.cross_entropy(logits, labels[rows]) + 0.05 / 2 * weights @ weights
-        loss.backward()
-        value, gradient = problem.fun_and_grad(w, None if isinstance(rows, slice) else rows)
-        assert value == pytest.approx(loss.item(), rel=1e-13)
-        np.testing.assert_allclose(gradient, weights.grad.numpy(), rtol=1e-10, atol=1e-14)
-    assert problem.size == 65 * 10 and problem.fun_and_grad(problem.x0)[0] == pytest.approx(math.log(10))
-    np.testing.assert_allclose(problem.losses([problem.x0, w]), [math.log(10), problem.fun_and_grad(w)[0]])
-
-
-def test_softmax_regression_batches_are_shuffled_epochs_without_the_remainder():
-    problem = digits_softmax(rows=103)
-    batches = problem.batches(25, seed=3)
-    epoch = [next(batches) for _ in range(4)]
-    assert all(len(b) == 25 for b in epoch)
-    assert len(np.unique(np.concatenate(epoch))) == 100  # 4 batches of an epoch never repeat an example
-    again = problem.batches(25, seed=3)
-    assert all(np.array_equal(b, next(again)) for b in epoch)  # seeded: the same batches every time
-    assert not np.array_equal(next(batches), epoch[0])  # the next epoch is a fresh permutation
-
-
-@pytest.mark.parametrize("bad, parameter", [
-    ({"features": np.zeros(5)}, "features"), ({"features": np.full((5, 2), np.nan)}, "features"),
-    ({"labels": np.zeros(4)}, "labels"), ({"labels": np.full(5, -1)}, "labels"),
-    ({"labels": np.full(5, 0.5)}, "labels"), ({"penalty": -1.0}, "penalty"), ({"penalty": math.inf}, "penalty"),
-])
-def test_bad_softmax_regression_arguments_are_refused(bad, parameter):
-    args = {"features": np.zeros((5, 2)), "labels": np.arange(5), **bad}
-    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
-        softmax_regression(**args)
-    with pytest.raises(ValueError, match=r"^batch_size must be an integer in \[1, 5\]"):
-        next(softmax_regression(np.zeros((5, 2)), np.arange(5)).batches(6))
-
-
-def counted(fun_and_grad):
-    """fun_and_grad, counting its calls and recording the batch of each (None when called without one)."""
-    calls = []
-
-    def wrapped(x, *batch):
-        calls.append(batch[0] if batch else None)
-        return fun_and_grad(x, *batch)
-
-    return wrapped, calls
-
-
-def test_minibatch_lbfgs_without_batches_takes_exactly_lbfgs_steps():
+def test_lbfgs_without_batches_takes_exactly_lbfgs_steps():
     valley = landscapes.rosenbrock()
     fun_and_grad, calls = counted(lambda x: (valley.f(x), valley.grad(x)))
     reference = lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, tolerance=1e-10, max_iter=500)
-    ours = minibatch_lbfgs(fun_and_grad, valley.start, 10_000, tolerance=1e-10)
+    ours = lbfgs(fun_and_grad, valley.start, tolerance=1e-10, max_iter=None, max_evaluations=10_000)
     np.testing.assert_array_equal(ours.path, reference.path)
-    assert ours.message == "gradient norm <= tolerance" and ours.evaluations[-1] == len(calls)
-    assert ours.evaluations[-1] == reference.evaluations and ours.evaluations[0] == 0
+    assert ours.message == "gradient norm <= tolerance" and ours.evaluations == len(calls)
+    assert ours.evaluation_counts[-1] == reference.evaluations and ours.evaluation_counts[0] == 0
     problem = digits_softmax()
     reference = lbfgs(problem.fun_and_grad, problem.x0, max_iter=30)
-    ours = minibatch_lbfgs(problem.fun_and_grad, problem.x0, 10_000, max_iter=30)
+    ours = lbfgs(problem.fun_and_grad, problem.x0, max_iter=30, max_evaluations=10_000)
     np.testing.assert_array_equal(ours.path, reference.path)
     assert ours.message == "max_iter steps taken"
 
 
-def test_minibatch_lbfgs_spends_exactly_its_budget():
+def test_lbfgs_spends_exactly_its_budget():
     problem = digits_softmax()
     for batches in (None, problem.batches(32)):
         for fresh_batch in ("evaluation", "iteration"):
             fun_and_grad, calls = counted(problem.fun_and_grad)
-            run = minibatch_lbfgs(fun_and_grad, problem.x0, 57, batches=batches, fresh_batch=fresh_batch)
-            assert len(calls) == 57 and run.evaluations[-1] <= 57
+            run = lbfgs(fun_and_grad, problem.x0, max_iter=None, tolerance=0.0, max_evaluations=57,
+                        batches=batches, fresh_batch=fresh_batch)
+            assert len(calls) == 57 == run.evaluations and run.evaluation_counts[-1] <= 57
             assert run.message == "max_evaluations gradient evaluations used"
-            assert np.all(np.diff(run.evaluations) > 0) and len(run.path) == len(run.evaluations)
+            assert np.all(np.diff(run.evaluation_counts) > 0) and len(run.path) == len(run.evaluation_counts)
 
 
-def test_minibatch_lbfgs_draws_a_batch_per_evaluation_or_per_iteration():
+def test_lbfgs_draws_a_batch_per_evaluation_or_per_iteration():
     problem = digits_softmax()
     fun_and_grad, calls = counted(problem.fun_and_grad)
-    minibatch_lbfgs(fun_and_grad, problem.x0, 60, batches=problem.batches(32, seed=1))
+    lbfgs(fun_and_grad, problem.x0, max_iter=None, max_evaluations=60, batches=problem.batches(32, seed=1))
     assert len({id(batch) for batch in calls}) == 60  # a fresh batch at every call
     fun_and_grad, calls = counted(problem.fun_and_grad)
-    run = minibatch_lbfgs(fun_and_grad, problem.x0, 60, batches=problem.batches(32, seed=1),
-                          fresh_batch="iteration")
+    run = lbfgs(fun_and_grad, problem.x0, max_iter=None, max_evaluations=60, batches=problem.batches(32, seed=1),
+                fresh_batch="iteration")
     fresh = [i for i in range(len(calls)) if i == 0 or calls[i] is not calls[i - 1]]
     assert len(fresh) >= len(run.path) - 1  # one batch per step (restarts draw one more)
     assert len(calls) > 1.5 * len(fresh)  # each batch serves the step's line search and its pair
 
 
-def test_minibatch_lbfgs_uses_the_direction_it_is_given():
+def test_lbfgs_uses_the_direction_it_is_given():
     valley = landscapes.rosenbrock()
     seen = []
 
@@ -467,81 +401,31 @@ def test_minibatch_lbfgs_uses_the_direction_it_is_given():
         seen.append((type(s_history), len(s_history)))
         return -gradient
 
-    run = minibatch_lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, 200, direction=steepest)
+    run = lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, max_iter=None, max_evaluations=200,
+                direction=steepest)
     assert all(kind is list for kind, _ in seen) and max(length for _, length in seen) == 10
     assert np.linalg.norm(run.final - valley.global_minimum) > 1e-3  # steepest descent is slow on Rosenbrock
 
 
-def test_minibatch_descent_is_the_rule_applied_once_per_evaluation():
-    problem = digits_softmax()
-    run = minibatch_descent(optim.adam, problem.fun_and_grad, problem.x0, 25, config={"learning_rate": 0.1},
-                            record_every=10)
-    x, config = problem.x0, {"learning_rate": 0.1}
-    for _ in range(25):
-        x, config = optim.adam(x, problem.fun_and_grad(x)[1], config)
-    np.testing.assert_array_equal(run.final, x)
-    assert list(run.evaluations) == [0, 10, 20, 25]
-    np.testing.assert_array_equal(run.at(19), run.path[1])
-    batches = problem.batches(16, seed=2)
-    expected = [next(problem.batches(16, seed=2))]
-    fun_and_grad, calls = counted(problem.fun_and_grad)
-    minibatch_descent(optim.sgd, fun_and_grad, problem.x0, 3, batches=batches)
-    assert np.array_equal(calls[0], expected[0]) and len(calls) == 3
-    blown = minibatch_descent(optim.sgd, problem.fun_and_grad, problem.x0, 50, config={"learning_rate": 1e300})
-    assert blown.message == "diverged" and blown.evaluations[-1] < 50
-
-
-def test_torch_lbfgs_minibatch_on_one_repeated_batch_is_torch_lbfgs():
-    problem = digits_softmax()
-    everything = np.arange(len(problem.labels))
-    run = torch_lbfgs_minibatch(lambda x, batch: problem.fun_and_grad(x, batch), problem.x0, 200,
-                                repeat(everything), max_iter=15, line_search_fn="strong_wolfe")
-    w = torch.nn.Parameter(torch.zeros(problem.size, dtype=torch.float64))
-    optimizer = torch.optim.LBFGS([w], max_iter=15, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        value, gradient = problem.fun_and_grad(w.detach().numpy().copy())
-        w.grad = torch.tensor(gradient)
-        return torch.tensor(value, dtype=torch.float64)  # torch.tensor(a float) alone would be float32
-
-    optimizer.step(closure)
-    np.testing.assert_allclose(run.path[1], w.detach().numpy(), rtol=1e-12, atol=1e-14)
-    assert run.evaluations[1] == optimizer.state[w]["func_evals"]
-    assert run.evaluations[-1] <= 201 and run.message == "max_evaluations gradient evaluations used"
-
-
-@pytest.mark.parametrize("call, parameter", [
-    (lambda f, x: minibatch_lbfgs(f, x, 0), "max_evaluations"),
-    (lambda f, x: minibatch_lbfgs(f, x, 5, fresh_batch="epoch"), "fresh_batch"),
-    (lambda f, x: minibatch_lbfgs(f, x, 5, direction="two-loop"), "direction"),
-    (lambda f, x: minibatch_lbfgs(f, x, 5, max_iter=-1), "max_iter"),
-    (lambda f, x: minibatch_lbfgs(f, x, 5, history_size=0), "history_size"),
-    (lambda f, x: minibatch_descent(optim.sgd, f, x, 0), "max_evaluations"),
-    (lambda f, x: minibatch_descent(optim.sgd, f, x, 5, record_every=0), "record_every"),
-    (lambda f, x: torch_lbfgs_minibatch(f, x, 0, repeat(None)), "max_evaluations"),
-    (lambda f, x: hessian_cost_one_thread(sizes=(10, 0)), "sizes"),
-    (lambda f, x: hessian_cost_one_thread(sizes=(10,), repeats=0), "repeats"),
-])
-def test_bad_minibatch_arguments_are_refused(call, parameter):
-    valley = landscapes.rosenbrock()
-    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
-        call(lambda x: (valley.f(x), valley.grad(x)), np.array(valley.start))
-
-
-def test_hessian_cost_on_one_thread_measures_cpu_time_and_memory():
-    cost = hessian_cost_one_thread(sizes=(50, 100, 200), repeats=2)
-    assert list(cost.bytes) == [np.zeros((n, n)).nbytes for n in (50, 100, 200)]
-    assert np.all(cost.seconds > 0) and cost.seconds[-1] > cost.seconds[0]
-
-
-def test_minibatch_lbfgs_survives_a_line_search_whose_bracket_collapses():
+def test_lbfgs_survives_a_line_search_whose_bracket_collapses():
     # A loss that changes at every call: after one promising trial every later one looks worse, so the zoom
-    # shrinks [lo, hi] onto lo until the two steps are equal (where _cubic_step would divide by zero).
+    # shrinks [lo, hi] onto lo until the two steps are equal. The search then stops and returns lo, the lowest
+    # point with sufficient decrease, as it does when it runs out of evaluations.
     def fun_and_grad(x, call):
         value, slope = {0: (1.0, 1.0), 1: (0.5, 0.95)}.get(call, (2.0, 0.0))
         return value, np.array([slope])
 
-    run = minibatch_lbfgs(fun_and_grad, np.zeros(1), 40, batches=count())
-    np.testing.assert_array_equal(run.final, np.zeros(1))  # the failed search is no step; then the run restarts
+    run = lbfgs(fun_and_grad, np.zeros(1), max_iter=None, max_evaluations=40, batches=count())
+    np.testing.assert_array_equal(run.path, [[0.0], [-1.0]])  # one step, to the promising trial at t = 1
     assert run.message == "gradient norm <= tolerance"
+
+
+@pytest.mark.parametrize("bad, parameter", [
+    ({"max_evaluations": 0}, "max_evaluations"), ({"fresh_batch": "epoch"}, "fresh_batch"),
+    ({"direction": "two-loop"}, "direction"),
+])
+def test_bad_budget_and_batch_arguments_are_refused(bad, parameter):
+    valley = landscapes.rosenbrock()
+    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
+        lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, **bad)
+
