@@ -46,5 +46,10 @@ notebooks: $(VENV)/.dev-stack
 release: $(VENV)/.dev-stack
 	$(BIN)/python instructor/release.py
 
+# Grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT/grades.csv and OUT/feedback/ (nbgrader autograde).
+grade: $(VENV)/.dev-stack
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=dir OUT=dir [GRADE_TIMEOUT=s] [JOBS=n]"; exit 2; }
+	$(BIN)/python instructor/grade.py "$(SUBMISSIONS)" --out "$(OUT)" $(if $(GRADE_TIMEOUT),--timeout $(GRADE_TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
+
 clean:
 	rm -rf $(VENV) test-results bench-results

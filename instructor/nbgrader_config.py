@@ -18,3 +18,5 @@ c.GenerateAssignment.create_assignment = True
 # Grading runs every cell with a finite timeout so that no submission can hang the run.
 c.ExecutePreprocessor.timeout = 60
 c.ExecutePreprocessor.interrupt_on_timeout = True
+# A submission that deleted a test cell gets it back from the gradebook, so the real tests run.
+c.OverwriteCells.add_missing_cells = True
