@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make lab    create .venv, install the pinned student stack and course_lib, open JupyterLab on notebooks/
-#   make test   the same set-up plus test tools, then lint, unit tests and every notebook
+#   make test   the same set-up plus test tools, then lint, unit tests, every notebook (nbval) and every
+#               student notebook in a real browser
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 CELL_TIMEOUT ?= 120
 
-.PHONY: lab test lint unit notebooks bench release grade clean
+.PHONY: lab test lint unit notebooks browser bench release grade clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +29,22 @@ lab: $(VENV)/.student-stack
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=notebooks $(ROOT_FLAG)
 
 test: $(VENV)/.dev-stack
-	$(MAKE) lint unit notebooks
+	$(MAKE) lint unit notebooks browser
 
 lint: $(VENV)/.dev-stack
 	$(BIN)/ruff check .
 
 unit: $(VENV)/.dev-stack
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -m "not browser"
+
+# Every student notebook in JupyterLab in headless Chromium (skips without it, fails under CI=true).
+browser: $(VENV)/.dev-stack
+	$(BIN)/python -m pytest tests/browser
+
+# Run time and memory of every notebook, widget latency, RuleOptimizer speed, against the README's budgets.
+# Prints a table and writes bench-results/bench.json; BENCH_FLAGS=--strict exits 1 on a missed budget.
+bench: $(VENV)/.dev-stack
+	$(BIN)/python bench/bench.py $(BENCH_FLAGS)
 
 # Every instructor source notebook (solutions in) runs under nbval; cells tagged nbval-check-output must
 # reproduce their stored output.

@@ -22,18 +22,22 @@ from .trajectories import run
 __all__ = ["CONTROLS", "Method", "Race", "ScheduleExplorer", "race", "schedule_explorer"]
 
 _STYLE = {"description_width": "initial"}
-_LAYOUT = W.Layout(width="300px")
+
+
+def _layout():
+    """A layout of its own for every control: a shared one would hide them all when one is hidden."""
+    return W.Layout(width="300px")
 
 
 def _log_slider(description, value, low, high, step=0.05, fmt=".2e"):
     return W.FloatLogSlider(value=value, base=10, min=math.log10(low), max=math.log10(high), step=step,
                             description=description, readout_format=fmt, continuous_update=False,
-                            style=_STYLE, layout=_LAYOUT)
+                            style=_STYLE, layout=_layout())
 
 
 def _slider(description, value, low, high, step, fmt=".3f"):
     return W.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                         readout_format=fmt, continuous_update=False, style=_STYLE, layout=_LAYOUT)
+                         readout_format=fmt, continuous_update=False, style=_STYLE, layout=_layout())
 
 
 # name -> (builder of the control given an initial value, the default initial value)
@@ -45,12 +49,12 @@ CONTROLS = {
     "beta2": (lambda v: _slider("β2", v, 0.0, 0.9999, 0.0001, ".4f"), 0.999),
     "kappa": (lambda v: _log_slider("condition number κ", v, 1.0, 1000.0, 0.05, ".1f"), 10.0),
     "steps": (lambda v: W.IntSlider(value=v, min=1, max=500, step=1, description="steps",
-                                    continuous_update=False, style=_STYLE, layout=_LAYOUT), 100),
+                                    continuous_update=False, style=_STYLE, layout=_layout()), 100),
     "gradient_noise": (lambda v: _slider("gradient noise σ", v, 0.0, 2.0, 0.01, ".2f"), 0.0),
     "start_x": (lambda v: _slider("start x", v, -1.0, 1.0, 0.01, ".2f"), None),
     "start_y": (lambda v: _slider("start y", v, -1.0, 1.0, 0.01, ".2f"), None),
     "landscape": (lambda v: W.Dropdown(options=list(L.LANDSCAPES), value=v, description="landscape",
-                                       style=_STYLE, layout=_LAYOUT), "ill-conditioned quadratic"),
+                                       style=_STYLE, layout=_layout()), "ill-conditioned quadratic"),
 }
 HYPERPARAMETERS = ("learning_rate", "rho", "decay_rate", "beta1", "beta2")
 
@@ -187,7 +191,7 @@ def race(runners, landscape="ill-conditioned quadratic", controls=("learning_rat
 
 def _int_slider(description, value, low, high):
     return W.IntSlider(value=value, min=low, max=high, step=1, description=description, continuous_update=False,
-                       style=_STYLE, layout=_LAYOUT)
+                       style=_STYLE, layout=_layout())
 
 
 # The schedules' own parameters: name -> (builder, default value). A schedule shows the sliders it takes.
@@ -228,7 +232,7 @@ class ScheduleExplorer:
         self.landscape = L.ill_conditioned_quadratic(kappa=10.0)
         self.controls = {
             "schedule": W.Dropdown(options=list(schedules.SCHEDULES), value=schedule, description="schedule",
-                                   style=_STYLE, layout=_LAYOUT),
+                                   style=_STYLE, layout=_layout()),
             "learning_rate": _log_slider("learning rate α0", learning_rate, 1e-3, 1.9),
             "gradient_noise": _slider("gradient noise σ", gradient_noise, 0.0, 2.0, 0.01, ".2f"),
             **{name: builder(values.get(name, default)) for name, (builder, default) in SCHEDULE_CONTROLS.items()},

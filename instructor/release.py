@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
 INSTRUCTOR = Path(__file__).resolve().parent
 ROOT = INSTRUCTOR.parent
 SOURCE = INSTRUCTOR / "source"
@@ -52,9 +54,27 @@ def generate(out_dir):
         written = []
         for name in assignments():
             target = out_dir / f"{name}.ipynb"
-            shutil.copyfile(course / "release" / name / f"{name}.ipynb", target)
+            notebook = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
+            tag_check_cells(notebook)
+            nbformat.write(notebook, target)
             written.append(target)
     return written
+
+
+def tag_check_cells(notebook):
+    """Tag every exercise check cell ``raises-exception``.
+
+    In a student notebook a check cell fails until its exercise is done. Without the tag JupyterLab's Run All
+    stops at the first one and never runs the cells below it (the widgets, the next exercises); with it, Run
+    All goes on. nbgrader's checksums ignore tags. Only the student copies get the tag: in the instructor
+    sources a failing check is a broken solution, which nbval must catch.
+    """
+    for cell in notebook.cells:
+        grading = cell.metadata.get("nbgrader", {})
+        if grading.get("grade") and not grading.get("solution"):
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
 
 
 if __name__ == "__main__":

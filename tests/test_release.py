@@ -159,3 +159,13 @@ def test_leak_checker_catches_each_kind_of_leak(name):
     source = source_notebook(name)
     for what, leaked in _leaky_copies(name).items():
         assert leaks(source, leaked), f"a student notebook with {what} added passed the leak check"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_student_check_cells_let_run_all_go_on(name):
+    student = student_notebook(name)
+    checks = [cell for cell in student.cells if cell.metadata.get("nbgrader", {}).get("grade")
+              and not cell.metadata["nbgrader"].get("solution")]
+    assert checks and all("raises-exception" in cell.metadata.get("tags", []) for cell in checks)
+    source = source_notebook(name)
+    assert not any("raises-exception" in cell.metadata.get("tags", []) for cell in source.cells)

@@ -141,3 +141,10 @@ def test_schedule_explorer_shows_the_learners_schedule_or_a_message():
 def test_an_impossible_schedule_is_a_message_not_an_exception():
     explorer = widgets.schedule_explorer(schedule="triangular_cyclic", learning_rate=1.5, max_learning_rate=1.0)
     assert "max_learning_rate must be" in explorer.message
+
+
+def test_hiding_a_schedules_sliders_hides_only_those():
+    explorer = widgets.schedule_explorer(schedule="step_decay")
+    shown = {name for name, control in explorer.controls.items() if control.layout.display != "none"}
+    assert shown == {"schedule", "learning_rate", "gradient_noise", "step_size", "gamma"}
+    assert len({id(control.layout) for control in explorer.controls.values()}) == len(explorer.controls)
