@@ -202,16 +202,29 @@ def adam(x, dx, config=None):
     x, dx, config = _prepare("adam", x, dx, config)
     beta1, beta2 = config["beta1"], config["beta2"]
     t = config.get("t", 0) + 1
-    first_moment = beta1 * _state(config, "first_moment", x) + (1 - beta1) * dx
-    second_moment = beta2 * _state(config, "second_moment", x) + (1 - beta2) * dx * dx
-    config.update(t=t, first_moment=first_moment, second_moment=second_moment)
+    # Every array below is made once and then updated in place (never x, dx or config's state): on a million
+    # parameters each array not allocated is a pass over memory saved. beta*a + (1-beta)*b is written
+    # a + (1-beta)*(b - a), the form torch's lerp uses, to need one new array instead of two.
+    first_moment = _state(config, "first_moment", x)
+    new_first_moment = dx - first_moment
+    new_first_moment *= 1 - beta1
+    new_first_moment += first_moment
+    second_moment = _state(config, "second_moment", x)
+    new_second_moment = dx * dx
+    new_second_moment -= second_moment
+    new_second_moment *= 1 - beta2
+    new_second_moment += second_moment
+    config.update(t=t, first_moment=new_first_moment, second_moment=new_second_moment)
+    step_size, step = config["learning_rate"], _sqrt(new_second_moment)
     if config["bias_correction"]:
         # The corrections are scalars: fold them into the step size and the root rather than dividing arrays.
-        step_size = config["learning_rate"] / (1 - beta1**t)
-        root = _sqrt(second_moment) / math.sqrt(1 - beta2**t)
-    else:
-        step_size, root = config["learning_rate"], _sqrt(second_moment)
-    return x - step_size * first_moment / (root + config["epsilon"]), config
+        step_size /= 1 - beta1**t
+        step /= math.sqrt(1 - beta2**t)
+    step += config["epsilon"]
+    step **= -1
+    step *= step_size
+    step *= new_first_moment  # step = step_size * first_moment / (root + epsilon)
+    return x - step, config
 
 
 RULES = {rule.__name__: rule for rule in (sgd, sgd_momentum, nesterov, adagrad, rmsprop, adam)}
