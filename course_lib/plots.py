@@ -6,6 +6,7 @@ loss curves, the messages), which keeps a widget update fast. It renders to PNG 
 """
 
 import io
+from collections import OrderedDict
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -31,8 +32,11 @@ class NotebookFigure(Figure):
 
 
 class _Panel:
-    """One axes in a figure of its own: the static content is drawn once and cached as a background, the
-    animated artists are drawn over it on every render. A panel redraws fully only when its key changes."""
+    """One axes in a figure of its own. Its static content (contours, ticks, labels) is drawn once per key and
+    kept as a picture; each render restores that picture and draws only the animated artists over it. The
+    last few keys' pictures are kept, so going back to a landscape or a number of steps costs no redraw."""
+
+    KEPT = 8
 
     def __init__(self, figsize, dpi, margins):
         self.figure = Figure(figsize=figsize, dpi=dpi)
@@ -40,21 +44,29 @@ class _Panel:
         self.canvas = FigureCanvasAgg(self.figure)
         self.ax = self.figure.subplots()
         self.key = None
-        self._background = None
+        self._pictures = OrderedDict()
 
-    def changed(self, key):
-        """Whether ``key`` differs from the one the cached background was drawn for (and remember it)."""
+    def show(self, key, set_limits, draw_static=None):
+        """Make ``key`` current. ``set_limits()`` runs every time (the animated artists are drawn in the axes'
+        coordinates); ``draw_static()`` only when no picture of ``key`` is kept."""
         if key == self.key:
-            return False
-        self.key, self._background = key, None
-        return True
+            return
+        self.key = key
+        set_limits()
+        if key in self._pictures:
+            self._pictures.move_to_end(key)
+        elif draw_static is not None:
+            draw_static()
 
     def rgba(self):
-        if self._background is None:
+        picture = self._pictures.get(self.key)
+        if picture is None:
             self.canvas.draw()
-            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+            self._pictures[self.key] = self.canvas.copy_from_bbox(self.figure.bbox)
+            while len(self._pictures) > self.KEPT:
+                self._pictures.popitem(last=False)
         else:
-            self.canvas.restore_region(self._background)
+            self.canvas.restore_region(picture)
         renderer = self.canvas.get_renderer()
         animated = [a for a in self.ax.get_children() if a.get_animated() and a.get_visible()]
         for artist in sorted(animated, key=lambda a: a.get_zorder()):
@@ -84,7 +96,8 @@ class RacePicture:
         self.map = _Panel((5.2, height), dpi, {"left": 0.12, "right": 0.97, "bottom": 0.13, "top": 0.93})
         self.loss = _Panel((4.4, height), dpi, {"left": 0.17, "right": 0.97, "bottom": 0.13, "top": 0.93})
         self.ax_map, self.ax_loss = self.map.ax, self.loss.ax
-        self._landscape_artists = []
+        self._landscape_artists = None
+        (self.start_marker,) = self.ax_map.plot([], [], "o", color="k", ms=5, animated=True)
         self.paths, self.heads, self.curves = {}, {}, {}
         for label, color in zip(self.labels, _cycle(COLORS, len(self.labels)), strict=True):
             (self.paths[label],) = self.ax_map.plot([], [], "-", color=color, lw=1.6, marker="o", ms=2.5,
@@ -105,17 +118,18 @@ class RacePicture:
         self.ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0e}"))
         self.ax_loss.yaxis.set_minor_locator(NullLocator())
         self.ax_loss.grid(True, which="major", alpha=0.3)
+        # A fixed range (the loss gap of every landscape here starts below 1e3) keeps the panel's picture
+        # valid whatever the start point.
+        self.ax_loss.set_ylim(LOSS_FLOOR * 0.5, 1e5)
 
     # ----------------------------------------------------------------------------------------------------
     def update(self, landscape, results, steps, start=None):
         """Draw ``results`` (label -> Trajectory or message) on ``landscape`` for a run of ``steps`` steps."""
         start = np.asarray(landscape.start if start is None else start, dtype=float)
-        if self.map.changed((id(landscape), tuple(np.round(start, 12)))):
-            self._draw_landscape(landscape, start)
-        initial_gap = max(float(landscape(start)) - landscape.minimum_value, 1e-6)
-        if self.loss.changed((int(steps), float(f"{initial_gap:.3g}"))):
-            self.ax_loss.set_xlim(0, max(int(steps), 1))
-            self.ax_loss.set_ylim(LOSS_FLOOR * 0.5, initial_gap * 1e3)
+        self.map.show((landscape.name, landscape.xlim, landscape.ylim), lambda: self._set_map_limits(landscape),
+                      lambda: self._draw_landscape(landscape))
+        self.start_marker.set_data(start[:1], start[1:2])
+        self.loss.show(int(steps), lambda: self.ax_loss.set_xlim(0, max(int(steps), 1)))
         notes = []
         for label in self.labels:
             result = results.get(label)
@@ -146,11 +160,14 @@ class RacePicture:
     def _repr_png_(self):
         return self.png()
 
-    def _draw_landscape(self, landscape, start):
-        for artist in self._landscape_artists:
-            artist.remove()
-        self._landscape_artists = [draw_landscape(self.ax_map, landscape),
-                                   self.ax_map.plot(*start[:2], "o", color="k", ms=5)[0]]
+    def _set_map_limits(self, landscape):
+        self.ax_map.set_xlim(*landscape.xlim)
+        self.ax_map.set_ylim(*landscape.ylim)
+
+    def _draw_landscape(self, landscape):
+        if self._landscape_artists is not None:
+            self._landscape_artists.remove()
+        self._landscape_artists = draw_landscape(self.ax_map, landscape)
         self.ax_map.set_title(landscape.name, fontsize=10)
 
 
@@ -181,8 +198,7 @@ class SchedulePicture:
 
     def update(self, curves, steps, message=""):
         for panel in (self.rates, self.losses):
-            if panel.changed(int(steps)):
-                panel.ax.set_xlim(0, steps)
+            panel.show(int(steps), lambda ax=panel.ax: ax.set_xlim(0, steps))
         for label in self.labels:
             rates, losses = curves.get(label, ((), ()))
             self.rate_lines[label].set_data(np.arange(len(rates)), rates)
