@@ -73,7 +73,7 @@ def quadratic(eigenvalues, angle=0.0, name=None):
         return 0.5 * np.einsum("i...,ij,j...->...", p, A, p)
 
     def grad(p):
-        return np.einsum("ij,j...->i...", A, p)
+        return A @ p if p.ndim == 1 else np.einsum("ij,j...->i...", A, p)
 
     def hessian(p):
         return A.copy()

@@ -19,6 +19,7 @@ __all__ = ["COLORS", "NotebookFigure", "RacePicture", "SchedulePicture", "curve_
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 GRID_POINTS = 120
+STEP_AXIS_ENDS = (10, 25, 50, 100, 200, 300, 500, 1000)
 LOSS_FLOOR = 1e-12  # loss gaps below this are drawn at the floor of the log-scaled loss plot
 
 
@@ -129,7 +130,9 @@ class RacePicture:
         self.map.show((landscape.name, landscape.xlim, landscape.ylim), lambda: self._set_map_limits(landscape),
                       lambda: self._draw_landscape(landscape))
         self.start_marker.set_data(start[:1], start[1:2])
-        self.loss.show(int(steps), lambda: self.ax_loss.set_xlim(0, max(int(steps), 1)))
+        # The step axis ends at a round number at or above steps: a few pictures serve every steps value.
+        step_axis = next((end for end in STEP_AXIS_ENDS if end >= steps), int(steps))
+        self.loss.show(step_axis, lambda: self.ax_loss.set_xlim(0, step_axis))
         notes = []
         for label in self.labels:
             result = results.get(label)
@@ -142,6 +145,7 @@ class RacePicture:
                 continue
             points = result.points
             path.set_data(points[:, 0], points[:, 1])
+            path.set_marker("o" if len(points) <= 100 else "")  # dots show the steps while they can be told apart
             if result.diverged:
                 head.set_data(points[-1:, 0], points[-1:, 1])
                 notes.append(f"{label} diverged at step {result.diverged_at}")

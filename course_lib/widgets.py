@@ -245,6 +245,7 @@ class ScheduleExplorer:
         self.widget = W.VBox([W.GridBox(list(self.controls.values()),
                                         layout=W.Layout(grid_template_columns="repeat(3, 310px)")), self.image])
         self.curves, self.message = {}, ""
+        self._constant_run = (None, None)
         self.refresh()
 
     def _ipython_display_(self):
@@ -284,11 +285,18 @@ class ScheduleExplorer:
 
     def _rates_and_losses(self, function, arguments):
         learning_rate = self.controls["learning_rate"].value
-        if arguments is None:
-            rates, rule = np.full(self.STEPS, learning_rate), function
-        else:
-            rates = np.array([function(t, **arguments) for t in range(self.STEPS)], dtype=float)
-            rule = schedules.scheduled(optim.sgd, lambda t, **_: float(rates[min(t, self.STEPS - 1)]))
+        if arguments is None:  # the constant rate: the same run until the rate or the noise changes
+            key = (learning_rate, self.controls["gradient_noise"].value)
+            if self._constant_run[0] != key:
+                self._constant_run = (key, self._run_sgd(function, np.full(self.STEPS, learning_rate)))
+            return self._constant_run[1]
+        rates = np.array([function(t, **arguments) for t in range(self.STEPS)], dtype=float)
+        rule = schedules.scheduled(optim.sgd, lambda t, **_: float(rates[min(t, self.STEPS - 1)]))
+        return self._run_sgd(rule, rates)
+
+    def _run_sgd(self, rule, rates):
+        """(rates, running mean of the losses) of ``rule`` on the noisy valley; a diverged run raises."""
+        learning_rate = self.controls["learning_rate"].value
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             trajectory = run(rule, self.landscape, steps=self.STEPS, config={"learning_rate": learning_rate},
