@@ -18,7 +18,7 @@ from PIL import Image
 __all__ = ["COLORS", "NotebookFigure", "RacePicture", "SchedulePicture", "curve_figure", "draw_landscape"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-GRID_POINTS = 120
+GRID_POINTS = 100
 STEP_AXIS_ENDS = (10, 25, 50, 100, 200, 300, 500, 1000)
 LOSS_FLOOR = 1e-12  # loss gaps below this are drawn at the floor of the log-scaled loss plot
 
@@ -218,7 +218,7 @@ class SchedulePicture:
         return self.png()
 
 
-def draw_landscape(ax, landscape, levels=18):
+def draw_landscape(ax, landscape, levels=14):
     """Contour lines of ``landscape`` in its plotting window, its minima (stars) and saddles (crosses).
 
     Returns an artist container whose ``remove()`` takes everything it drew off the axes.
@@ -241,8 +241,8 @@ def draw_landscape(ax, landscape, levels=18):
         drawn.add(ax.plot(*saddle[:2], "P", color="w", mec="k", ms=9, zorder=3)[0])
     ax.set_xlim(*landscape.xlim)
     ax.set_ylim(*landscape.ylim)
-    ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_locator(MaxNLocator(4))
     return drawn
 
 

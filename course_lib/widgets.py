@@ -196,11 +196,11 @@ def _int_slider(description, value, low, high):
 
 # The schedules' own parameters: name -> (builder, default value). A schedule shows the sliders it takes.
 SCHEDULE_CONTROLS = {
-    "step_size": (lambda v: _int_slider("step size", v, 10, 500), 200),
+    "step_size": (lambda v: _int_slider("step size", v, 10, 500), 150),
     "gamma": (lambda v: _slider("γ (decay factor)", v, 0.05, 1.0, 0.05, ".2f"), 0.3),
-    "k": (lambda v: _log_slider("k", v, 1e-4, 0.1), 5e-3),
-    "total_steps": (lambda v: _int_slider("total steps", v, 10, 1000), 1000),
-    "period": (lambda v: _int_slider("period", v, 10, 500), 200),
+    "k": (lambda v: _log_slider("k", v, 1e-4, 0.1), 8e-3),
+    "total_steps": (lambda v: _int_slider("total steps", v, 10, 600), 600),
+    "period": (lambda v: _int_slider("period", v, 10, 500), 150),
     "period_mult": (lambda v: _int_slider("period multiplier", v, 1, 3), 1),
     "max_learning_rate": (lambda v: _log_slider("max learning rate", v, 1e-3, 1.9), 1.0),
     "half_period": (lambda v: _int_slider("half period", v, 10, 500), 100),
@@ -222,7 +222,7 @@ class ScheduleExplorer:
     drawn beside the reference when that schedule is chosen.
     """
 
-    STEPS = 1000
+    STEPS = 600
     WINDOW = 50
 
     def __init__(self, schedule="step_decay", learning_rate=0.5, gradient_noise=0.5, yours=None, **values):
