@@ -123,13 +123,18 @@ def _compare_runs(name, candidate, reference, xs, dxs, config):
                     f"{_largest_difference(next_x, expected_x):.3g}).")
 
 
-def _call(name, candidate, x, dx, config, where):
+def _invoke(name, candidate, *arguments, where=""):
+    """The learner's function called on ``arguments``; an unfinished or raising function becomes a failed check."""
     try:
-        result = candidate(x, dx, config)
+        return candidate(*arguments)
     except NotImplementedError:
         _fail(name, f"not done yet: write the body of {name} (it still raises NotImplementedError).")
     except Exception as error:
-        _fail(name, f"{where} your function raised {type(error).__name__}: {error}")
+        _fail(name, f"{where} your function raised {type(error).__name__}: {error}".lstrip())
+
+
+def _call(name, candidate, x, dx, config, where):
+    result = _invoke(name, candidate, x, dx, config, where=where)
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
         _fail(name, f"{where} returned {type(result).__name__}; a rule returns the pair (next_x, config).")
     return result
@@ -271,12 +276,7 @@ def predict_and_measure(condition_number, gradient_descent_rate, kappa=50.0, red
 
 
 def _call_value(name, candidate, *arguments):
-    try:
-        answer = candidate(*arguments)
-    except NotImplementedError:
-        _fail(name, f"not done yet: write the body of {name} (it still raises NotImplementedError).")
-    except Exception as error:
-        _fail(name, f"your function raised {type(error).__name__}: {error}")
+    answer = _invoke(name, candidate, *arguments)
     try:
         return float(answer)
     except (TypeError, ValueError):
@@ -404,12 +404,7 @@ def _call_direction(name, candidate, gradient, s_history, y_history):
     where = _pairs_in(gradient, s_history)
     s_list, y_list = list(s_history), list(y_history)
     before = (_copy(gradient), [_copy(s) for s in s_history], [_copy(y) for y in y_history])
-    try:
-        answer = candidate(gradient, s_list, y_list)
-    except NotImplementedError:
-        _fail(name, f"not done yet: write the body of {name} (it still raises NotImplementedError).")
-    except Exception as error:
-        _fail(name, f"{where} your function raised {type(error).__name__}: {error}")
+    answer = _invoke(name, candidate, gradient, s_list, y_list, where=where)
     if not _identical(gradient, before[0]):
         _fail(name, f"{where} your function modified gradient in place (q = gradient, then q -= ...: both names "
                     "are the same array). Write q = q - alpha * y, which builds a new array.")

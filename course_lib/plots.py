@@ -75,15 +75,24 @@ class _Panel:
         return np.asarray(self.canvas.buffer_rgba())
 
 
-def _side_by_side_png(*panels):
-    """The panels' pixels next to each other, as PNG bytes (fast compression: this runs on every slider move)."""
-    pixels = np.hstack([panel.rgba()[..., :3] for panel in panels])
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="png", compress_level=1)
-    return buffer.getvalue()
+class _SideBySide:
+    """A picture made of panels side by side (``self.panels``), shown as one PNG."""
+
+    panels = ()
+
+    def png(self):
+        """The panels' pixels next to each other, as PNG bytes (fast compression: this runs on every slider
+        move)."""
+        pixels = np.hstack([panel.rgba()[..., :3] for panel in self.panels])
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, "RGB").save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
+
+    def _repr_png_(self):
+        return self.png()
 
 
-class RacePicture:
+class RacePicture(_SideBySide):
     """A landscape's contours with one trajectory per runner, beside each runner's loss gap f(x_k) - f*.
 
     ``update(landscape, results, steps)`` takes ``results``: label -> Trajectory, or label -> str for a runner
@@ -96,6 +105,7 @@ class RacePicture:
         self.labels = list(labels)
         self.map = _Panel((5.2, height), dpi, {"left": 0.12, "right": 0.97, "bottom": 0.13, "top": 0.93})
         self.loss = _Panel((4.4, height), dpi, {"left": 0.17, "right": 0.97, "bottom": 0.13, "top": 0.93})
+        self.panels = (self.map, self.loss)
         self.ax_map, self.ax_loss = self.map.ax, self.loss.ax
         self._landscape_artists = None
         (self.start_marker,) = self.ax_map.plot([], [], "o", color="k", ms=5, animated=True)
@@ -157,13 +167,6 @@ class RacePicture:
         self.message.set_visible(bool(notes))
         return self
 
-    def png(self):
-        """The current picture as PNG bytes: both panels side by side."""
-        return _side_by_side_png(self.map, self.loss)
-
-    def _repr_png_(self):
-        return self.png()
-
     def _set_map_limits(self, landscape):
         self.ax_map.set_xlim(*landscape.xlim)
         self.ax_map.set_ylim(*landscape.ylim)
@@ -175,7 +178,7 @@ class RacePicture:
         self.ax_map.set_title(landscape.name, fontsize=10)
 
 
-class SchedulePicture:
+class SchedulePicture(_SideBySide):
     """Learning rates against the step (left) and the loss they give a noisy run (right), one line per label.
 
     ``update(curves, steps, message)``: ``curves`` maps a label to (learning rates, losses) arrays.
@@ -185,6 +188,7 @@ class SchedulePicture:
         self.labels = list(labels)
         self.rates = _Panel((4.8, height), dpi, {"left": 0.16, "right": 0.97, "bottom": 0.15, "top": 0.92})
         self.losses = _Panel((4.8, height), dpi, {"left": 0.16, "right": 0.97, "bottom": 0.15, "top": 0.92})
+        self.panels = (self.rates, self.losses)
         for panel, title, limits in ((self.rates, "learning rate", rate_limits),
                                      (self.losses, "loss (running mean of 50 steps)", loss_limits)):
             panel.ax.set(yscale="log", xlabel="step", title=title, ylim=limits)
@@ -211,11 +215,6 @@ class SchedulePicture:
         self.message.set_visible(bool(message))
         return self
 
-    def png(self):
-        return _side_by_side_png(self.rates, self.losses)
-
-    def _repr_png_(self):
-        return self.png()
 
 
 def draw_landscape(ax, landscape, levels=14):
