@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib.optim import _is_real
-from course_lib.schedules import _is_integer, _require
 from course_lib.second_order import EvaluationRun, _as_numpy
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["SoftmaxRegression", "minibatch_descent", "softmax_regression", "torch_lbfgs_minibatch"]
 
@@ -74,7 +73,7 @@ class SoftmaxRegression:
     def batches(self, batch_size, seed=0):
         """Mini-batches of ``batch_size`` example indices, endlessly: each epoch a fresh permutation of the n
         examples, cut into n // batch_size batches (the remainder is dropped, as DataLoader's drop_last does)."""
-        _require(_is_integer(batch_size, 1) and batch_size <= len(self.labels), "batch_size",
+        require(is_integer(batch_size, 1) and batch_size <= len(self.labels), "batch_size",
                  f"an integer in [1, {len(self.labels)}]", batch_size)
         rng = np.random.default_rng(seed)
         while True:
@@ -87,11 +86,11 @@ def softmax_regression(features, labels, penalty=1e-3):
     """A ``SoftmaxRegression`` on ``features`` (n x d, numpy or torch) and integer ``labels`` (n), in float64,
     with a bias column appended; e.g. ``softmax_regression(digits.x_train, digits.y_train)``."""
     features, labels = _as_numpy(torch.as_tensor(features)), np.asarray(_as_numpy(torch.as_tensor(labels)))
-    _require(features.ndim == 2 and features.shape[0] > 0 and np.all(np.isfinite(features)), "features",
+    require(features.ndim == 2 and features.shape[0] > 0 and np.all(np.isfinite(features)), "features",
              "a finite 2-D array with at least one row", f"shape {features.shape}")
-    _require(labels.shape == (features.shape[0],) and np.all(labels == np.round(labels)) and labels.min() >= 0,
+    require(labels.shape == (features.shape[0],) and np.all(labels == np.round(labels)) and labels.min() >= 0,
              "labels", f"{features.shape[0]} integers >= 0 (one per row of features)", f"shape {labels.shape}")
-    _require(_is_real(penalty) and 0 <= penalty < math.inf, "penalty", "a finite number >= 0", penalty)
+    require(is_real(penalty) and 0 <= penalty < math.inf, "penalty", "a finite number >= 0", penalty)
     labels = labels.astype(np.int64)
     return SoftmaxRegression(np.c_[features, np.ones(len(labels))], labels, int(labels.max()) + 1, float(penalty))
 
@@ -105,8 +104,8 @@ def minibatch_descent(rule, fun_and_grad, x0, max_evaluations, batches=None, con
     Records x_0 and every ``record_every``-th iterate (and the last) in an ``EvaluationRun``; a run whose
     iterate stops being finite ends there ("diverged").
     """
-    _require(_is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
-    _require(_is_integer(record_every, 1), "record_every", "an integer >= 1", record_every)
+    require(is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
+    require(is_integer(record_every, 1), "record_every", "an integer >= 1", record_every)
     x, config = np.array(x0, dtype=float), dict(config or {})
     evaluations, path, message = [0], [x], "max_evaluations gradient evaluations used"
     with np.errstate(all="ignore"):
@@ -136,7 +135,7 @@ def torch_lbfgs_minibatch(fun_and_grad, x0, max_evaluations, batches, **options)
     are used (a step's last iteration may add one) or when w stops being finite; an ``EvaluationRun`` records
     w after every step().
     """
-    _require(_is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
+    require(is_integer(max_evaluations, 1), "max_evaluations", "an integer >= 1", max_evaluations)
     w = torch.nn.Parameter(torch.tensor(np.array(x0, dtype=float)))
     optimizer = torch.optim.LBFGS([w], **options)
     max_eval = optimizer.param_groups[0]["max_eval"]

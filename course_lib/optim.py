@@ -20,10 +20,11 @@ is driven by ``torch.optim.lr_scheduler``.
 """
 
 import math
-from numbers import Real
 
 import numpy as np
 import torch
+
+from .validation import is_real
 
 __all__ = [
     "DEFAULTS",
@@ -59,20 +60,15 @@ def with_defaults(rule_name, config=None):
 
 def _validate_hyperparameters(config):
     learning_rate = config.get("learning_rate")
-    if learning_rate is not None and not (_is_real(learning_rate) and 0 < learning_rate < math.inf):
+    if learning_rate is not None and not (is_real(learning_rate) and 0 < learning_rate < math.inf):
         raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
     for name in _UNIT_INTERVAL:
         value = config.get(name)
-        if value is not None and not (_is_real(value) and 0 <= value < 1):
+        if value is not None and not (is_real(value) and 0 <= value < 1):
             raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     epsilon = config.get("epsilon")
-    if epsilon is not None and not (_is_real(epsilon) and 0 < epsilon < math.inf):
+    if epsilon is not None and not (is_real(epsilon) and 0 < epsilon < math.inf):
         raise ValueError(f"epsilon must be a finite number > 0, got {epsilon!r}")
-
-
-def _is_real(value):
-    # The type test first: it is the common case and far cheaper than the isinstance check against Real.
-    return type(value) is float or type(value) is int or (isinstance(value, Real) and not isinstance(value, bool))
 
 
 def _as_array(name, value):

@@ -16,9 +16,8 @@ turns an update rule of ``course_lib.optim`` into one whose learning rate follow
 """
 
 import math
-from numbers import Integral
 
-from course_lib.optim import _is_real
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = [
     "SCHEDULES",
@@ -33,23 +32,14 @@ __all__ = [
 ]
 
 
-def _require(valid, name, expected, value):
-    if not valid:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-
-
-def _is_integer(value, minimum):
-    return isinstance(value, Integral) and not isinstance(value, bool) and value >= minimum
-
-
 def _check_step_and_rate(t, learning_rate):
-    _require(_is_integer(t, 0), "t", "an integer >= 0", t)
-    _require(_is_real(learning_rate) and 0 < learning_rate < math.inf, "learning_rate", "a finite number > 0",
+    require(is_integer(t, 0), "t", "an integer >= 0", t)
+    require(is_real(learning_rate) and 0 < learning_rate < math.inf, "learning_rate", "a finite number > 0",
              learning_rate)
 
 
 def _check_min_learning_rate(min_learning_rate, learning_rate):
-    _require(_is_real(min_learning_rate) and 0 <= min_learning_rate < learning_rate, "min_learning_rate",
+    require(is_real(min_learning_rate) and 0 <= min_learning_rate < learning_rate, "min_learning_rate",
              f"in [0, learning_rate) = [0, {learning_rate!r})", min_learning_rate)
 
 
@@ -67,8 +57,8 @@ def step_decay(t, learning_rate, step_size, gamma=0.5):
     torch.optim.lr_scheduler.StepLR computes the same.
     """
     _check_step_and_rate(t, learning_rate)
-    _require(_is_integer(step_size, 1), "step_size", "an integer >= 1", step_size)
-    _require(_is_real(gamma) and 0 < gamma <= 1, "gamma", "in (0, 1]", gamma)
+    require(is_integer(step_size, 1), "step_size", "an integer >= 1", step_size)
+    require(is_real(gamma) and 0 < gamma <= 1, "gamma", "in (0, 1]", gamma)
     return learning_rate * gamma ** (t // step_size)
 
 
@@ -80,7 +70,7 @@ def exponential_decay(t, learning_rate, k):
     torch.optim.lr_scheduler.ExponentialLR computes the same with gamma = exp(-k).
     """
     _check_step_and_rate(t, learning_rate)
-    _require(_is_real(k) and 0 <= k < math.inf, "k", "a finite number >= 0", k)
+    require(is_real(k) and 0 <= k < math.inf, "k", "a finite number >= 0", k)
     return learning_rate * math.exp(-k * t)
 
 
@@ -92,7 +82,7 @@ def inverse_time_decay(t, learning_rate, k):
     The lecture prints the numerator as "alpha_9": it is alpha_0, the starting learning rate.
     """
     _check_step_and_rate(t, learning_rate)
-    _require(_is_real(k) and 0 <= k < math.inf, "k", "a finite number >= 0", k)
+    require(is_real(k) and 0 <= k < math.inf, "k", "a finite number >= 0", k)
     return learning_rate / (1 + k * t)
 
 
@@ -107,7 +97,7 @@ def cosine(t, learning_rate, total_steps, min_learning_rate=0.0):
     eta_min = min_learning_rate; past it torch's schedule climbs back up, this one stays at the minimum.
     """
     _check_step_and_rate(t, learning_rate)
-    _require(_is_integer(total_steps, 1), "total_steps", "an integer >= 1", total_steps)
+    require(is_integer(total_steps, 1), "total_steps", "an integer >= 1", total_steps)
     _check_min_learning_rate(min_learning_rate, learning_rate)
     return _half_cosine(learning_rate, min_learning_rate, min(t, total_steps) / total_steps)
 
@@ -122,8 +112,8 @@ def cosine_warm_restarts(t, learning_rate, period, period_mult=1, min_learning_r
     T_mult = period_mult and eta_min = min_learning_rate.
     """
     _check_step_and_rate(t, learning_rate)
-    _require(_is_integer(period, 1), "period", "an integer >= 1", period)
-    _require(_is_integer(period_mult, 1), "period_mult", "an integer >= 1", period_mult)
+    require(is_integer(period, 1), "period", "an integer >= 1", period)
+    require(is_integer(period_mult, 1), "period_mult", "an integer >= 1", period_mult)
     _check_min_learning_rate(min_learning_rate, learning_rate)
     t_cur, period_i = t, period
     while t_cur >= period_i:  # walk past the finished cycles (integers: the restarts land exactly)
@@ -141,9 +131,9 @@ def triangular_cyclic(t, learning_rate, max_learning_rate, half_period):
     base_lr = alpha_0, step_size_up = half_period and mode="triangular".
     """
     _check_step_and_rate(t, learning_rate)
-    _require(_is_real(max_learning_rate) and learning_rate < max_learning_rate < math.inf, "max_learning_rate",
+    require(is_real(max_learning_rate) and learning_rate < max_learning_rate < math.inf, "max_learning_rate",
              f"a finite number > learning_rate = {learning_rate!r}", max_learning_rate)
-    _require(_is_integer(half_period, 1), "half_period", "an integer >= 1", half_period)
+    require(is_integer(half_period, 1), "half_period", "an integer >= 1", half_period)
     distance = abs(t % (2 * half_period) - half_period) / half_period
     return max_learning_rate - (max_learning_rate - learning_rate) * distance
 

@@ -23,9 +23,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from course_lib.optim import _is_real
-from course_lib.schedules import _is_integer, _require
 from course_lib.trajectories import Trajectory, run
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = [
     "DAMPING",
@@ -83,7 +82,7 @@ def newton(landscape, start=None, steps=20, damping=DAMPING, line_search=True):
     so it stops at divergence like every other run.
     """
     _check_damping(damping)
-    _require(isinstance(line_search, bool), "line_search", "True or False", line_search)
+    require(isinstance(line_search, bool), "line_search", "True or False", line_search)
 
     def newton_step(x, dx, config=None):
         direction = newton_direction(landscape.hessian(x), dx, damping)
@@ -107,7 +106,7 @@ def _armijo_step(f, x, gradient, direction, halvings=50):
 
 
 def _check_damping(damping):
-    _require(damping is None or (_is_real(damping) and 0 < damping < math.inf), "damping",
+    require(damping is None or (is_real(damping) and 0 < damping < math.inf), "damping",
              "None or a finite number > 0", damping)
 
 
@@ -128,7 +127,7 @@ def two_loop_direction(gradient, s_history, y_history):
     H_k is the BFGS inverse-Hessian approximation built from gamma * I with the m pairs; it never exists as a
     matrix. Works on numpy arrays and on torch tensors alike.
     """
-    _require(len(s_history) == len(y_history), "y_history", f"as long as s_history ({len(s_history)})",
+    require(len(s_history) == len(y_history), "y_history", f"as long as s_history ({len(s_history)})",
              f"{len(y_history)} entries")
     q, alphas = gradient, []
     for s, y in zip(reversed(s_history), reversed(y_history), strict=True):
@@ -223,10 +222,10 @@ def lbfgs(fun_and_grad, x0, history_size=10, max_iter=100, tolerance=1e-8, c1=AR
     """
     x = _check_lbfgs_arguments(x0, history_size, 0 if max_iter is None else max_iter, tolerance, c1, c2,
                                max_line_search)
-    _require(max_evaluations is None or _is_integer(max_evaluations, 1), "max_evaluations",
+    require(max_evaluations is None or is_integer(max_evaluations, 1), "max_evaluations",
              "None or an integer >= 1", max_evaluations)
-    _require(fresh_batch in ("evaluation", "iteration"), "fresh_batch", "'evaluation' or 'iteration'", fresh_batch)
-    _require(callable(direction), "direction", "a function (gradient, s_history, y_history) -> direction",
+    require(fresh_batch in ("evaluation", "iteration"), "fresh_batch", "'evaluation' or 'iteration'", fresh_batch)
+    require(callable(direction), "direction", "a function (gradient, s_history, y_history) -> direction",
              direction)
     budget = math.inf if max_evaluations is None else max_evaluations
     used = 0
@@ -350,13 +349,13 @@ def _as_numpy(v):
 def _check_lbfgs_arguments(x0, history_size, max_iter, tolerance, c1, c2, max_line_search):
     """x0 as a fresh 1-D vector (a tensor stays a tensor), after checking every argument."""
     x = x0.detach().clone() if isinstance(x0, torch.Tensor) else np.array(x0, dtype=float)
-    _require(x.ndim == 1 and x.shape[0] > 0, "x0", "a non-empty 1-D array or tensor", f"shape {tuple(x.shape)}")
-    _require(_is_integer(history_size, 1), "history_size", "an integer >= 1", history_size)
-    _require(_is_integer(max_iter, 0), "max_iter", "an integer >= 0", max_iter)
-    _require(_is_real(tolerance) and 0 <= tolerance < math.inf, "tolerance", "a finite number >= 0", tolerance)
-    _require(_is_real(c1) and 0 < c1 < 0.5, "c1", "in (0, 0.5)", c1)
-    _require(_is_real(c2) and c1 < c2 < 1, "c2", f"in (c1, 1) = ({c1!r}, 1)", c2)
-    _require(_is_integer(max_line_search, 1), "max_line_search", "an integer >= 1", max_line_search)
+    require(x.ndim == 1 and x.shape[0] > 0, "x0", "a non-empty 1-D array or tensor", f"shape {tuple(x.shape)}")
+    require(is_integer(history_size, 1), "history_size", "an integer >= 1", history_size)
+    require(is_integer(max_iter, 0), "max_iter", "an integer >= 0", max_iter)
+    require(is_real(tolerance) and 0 <= tolerance < math.inf, "tolerance", "a finite number >= 0", tolerance)
+    require(is_real(c1) and 0 < c1 < 0.5, "c1", "in (0, 0.5)", c1)
+    require(is_real(c2) and c1 < c2 < 1, "c2", f"in (c1, 1) = ({c1!r}, 1)", c2)
+    require(is_integer(max_line_search, 1), "max_line_search", "an integer >= 1", max_line_search)
     return x
 
 
@@ -384,7 +383,7 @@ def lbfgs_torch(params, closure, **options):
     ``options`` are lbfgs's. Like torch.optim.LBFGS, all parameters must live on one device.
     """
     params = list(params)
-    _require(len(params) > 0 and all(isinstance(p, torch.Tensor) for p in params), "params",
+    require(len(params) > 0 and all(isinstance(p, torch.Tensor) for p in params), "params",
              "a non-empty iterable of tensors", params)
     sizes = [p.numel() for p in params]
 
@@ -438,9 +437,9 @@ def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
     """
     from threadpoolctl import threadpool_limits
 
-    _require(len(sizes) > 0 and all(_is_integer(n, 1) for n in sizes), "sizes",
+    require(len(sizes) > 0 and all(is_integer(n, 1) for n in sizes), "sizes",
              "a non-empty sequence of integers >= 1", sizes)
-    _require(_is_integer(repeats, 1), "repeats", "an integer >= 1", repeats)
+    require(is_integer(repeats, 1), "repeats", "an integer >= 1", repeats)
     rng = np.random.default_rng(seed)
     seconds = []
     with threadpool_limits(limits=1):
@@ -464,8 +463,8 @@ def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
 def loglog_slope(x, y):
     """The least-squares slope of log y against log x: the exponent p in y ~ c x^p."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    _require(x.ndim == 1 and x.size >= 2 and np.all(np.isfinite(x) & (x > 0)), "x",
+    require(x.ndim == 1 and x.size >= 2 and np.all(np.isfinite(x) & (x > 0)), "x",
              "at least two finite numbers > 0", x)
-    _require(y.shape == x.shape and np.all(np.isfinite(y) & (y > 0)), "y",
+    require(y.shape == x.shape and np.all(np.isfinite(y) & (y > 0)), "y",
              f"{x.size} finite numbers > 0 (one per x)", y)
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
