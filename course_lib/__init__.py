@@ -1,9 +1,16 @@
-"""course_lib: the library behind the 'Training Neural Networks II' workbook.
+"""course_lib: the library behind the 'Training Neural Networks II' workbook, one module per idea.
 
-Modules, one idea each:
 - optim: the update rules (sgd ... adam) under one contract, and RuleOptimizer for torch models.
-- landscapes: 2-D test functions with analytic gradients and Hessians.
+- schedules: learning-rate schedules as plain functions of the step.
+- second_order: Newton's method, L-BFGS (two-loop recursion), what the Hessian costs.
+- minibatch: a finite-sum loss, and runs fed its mini-batches.
+- landscapes: test functions with analytic gradients and Hessians.
 - trajectories: run a rule on a landscape; detect divergence.
+- theory, measure: what theory predicts, and measurements on runs.
+- plots, widgets: the pictures and the sliders that drive them.
+- checks, bugs: the exercises' checks and the likely bugs they recognise.
+- data, training: offline datasets and a small-model training loop.
+- validation: the argument checks the modules share.
 """
 
 __version__ = "0.1.0"
