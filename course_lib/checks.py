@@ -22,6 +22,8 @@ from .trajectories import run
 __all__ = [
     "EXERCISES",
     "ExerciseError",
+    "NotReady",
+    "YourFunction",
     "check_condition_number",
     "check_gradient_descent_rate",
     "check_rule",
@@ -187,19 +189,63 @@ def _diagnose(name, xs, dxs, config, candidate_outputs):
     return None
 
 
+class NotReady(Exception):
+    """A learner's function that cannot race yet; the message is what a widget shows in its place."""
+
+
+class YourFunction:
+    """A learner's function as a widget racer, looked up by name in the notebook at every use.
+
+    Fixing the exercise cell is enough: the next slider move races the new version, once its check passes.
+    Until then, using it raises ``NotReady`` with what to do, which the widgets draw on the plot.
+    """
+
+    def __init__(self, candidate, name, namespace=None):
+        self.__name__ = name
+        self._candidate = candidate
+        self._namespace = namespace
+        self._verdict = (None, None)  # (the function last checked, its message or None)
+
+    def current(self):
+        """The learner's current definition, if its exercise passes; otherwise raise NotReady."""
+        namespace = self._namespace if self._namespace is not None else _notebook_namespace()
+        candidate = namespace.get(self.__name__, self._candidate)
+        if self._verdict[0] is not candidate:
+            self._verdict = (candidate, _readiness(self.__name__, candidate))
+        if self._verdict[1]:
+            raise NotReady(self._verdict[1])
+        return candidate
+
+    def __call__(self, *arguments, **keywords):
+        return self.current()(*arguments, **keywords)
+
+
 def your_rule(candidate, name=None):
-    """The learner's function (an update rule, a schedule, ...) if its exercise passes, otherwise a message
-    for the widget to show in its place."""
-    name = name or getattr(candidate, "__name__", "")
+    """The learner's function (an update rule, a schedule, ...) for a widget: see ``YourFunction``."""
+    return YourFunction(candidate, name or getattr(candidate, "__name__", ""))
+
+
+def _readiness(name, candidate):
+    """None if ``candidate`` passes its exercise's check, else the message a widget shows instead."""
     checker = QUIET_CHECKS.get(name, lambda candidate: check_rule(name, candidate, quiet=True))
     try:
         checker(candidate)
     except ExerciseError as error:
-        message = str(error)
-        if "not done yet" in message:
-            return f"finish Exercise {EXERCISES.get(name, '?')} first to race your {name}"
-        return f"your {name} does not pass Exercise {EXERCISES.get(name, '?')} yet"
-    return candidate
+        exercise = EXERCISES.get(name, "?")
+        if "not done yet" in str(error):
+            return f"finish Exercise {exercise} first"
+        return f"does not pass Exercise {exercise} yet (its check cell says why)"
+    return None
+
+
+def _notebook_namespace():
+    """The notebook's variables (IPython's user namespace), or {} outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
 
 
 # ---- Notebook 01: conditioning ----------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def test_unfinished_exercise_says_not_done_yet():
 
     with pytest.raises(ExerciseError, match="not done yet: write the body of sgd_momentum"):
         checks.check_rule("sgd_momentum", sgd_momentum)
-    assert checks.your_rule(sgd_momentum) == "finish Exercise 2.1 first to race your sgd_momentum"
+    with pytest.raises(checks.NotReady, match="finish Exercise 2.1 first"):
+        checks.your_rule(sgd_momentum).current()
 
 
 def test_hidden_configurations_catch_what_the_visible_check_misses():
@@ -103,9 +104,26 @@ def test_state_under_another_name_is_pointed_out():
 
 
 def test_your_rule_hands_over_a_passing_rule_and_a_message_otherwise():
-    assert checks.your_rule(optim.nesterov) is optim.nesterov
+    assert checks.your_rule(optim.nesterov).current() is optim.nesterov
     wrong = LIKELY_BUGS["nesterov"][0][0]
-    assert checks.your_rule(wrong, "nesterov") == "your nesterov does not pass Exercise 2.2 yet"
+    with pytest.raises(checks.NotReady, match=r"does not pass Exercise 2.2 yet \(its check cell says why\)"):
+        checks.your_rule(wrong, "nesterov")(np.zeros(2), np.ones(2))
+
+
+def test_your_rule_follows_the_learners_latest_definition():
+    def nesterov(x, dx, config=None):
+        raise NotImplementedError()
+
+    notebook = {"nesterov": nesterov}
+    yours = checks.YourFunction(nesterov, "nesterov", namespace=notebook)
+    with pytest.raises(checks.NotReady, match="finish Exercise 2.2 first"):
+        yours.current()
+    notebook["nesterov"] = LIKELY_BUGS["nesterov"][0][0]  # the learner types the misprint and re-runs the cell
+    with pytest.raises(checks.NotReady, match="does not pass"):
+        yours.current()
+    notebook["nesterov"] = optim.nesterov  # ... and then the fix
+    x, _ = yours(np.zeros(2), np.ones(2))
+    np.testing.assert_array_equal(x, optim.nesterov(np.zeros(2), np.ones(2))[0])
 
 
 def test_exercise_error_renders_as_one_line_without_traceback():

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from course_lib import optim, widgets
+from course_lib import checks, optim, widgets
 from course_lib.widgets import CONTROLS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -63,11 +63,13 @@ def test_a_rule_that_raises_is_named_on_the_plot_not_as_a_traceback():
         raise NotImplementedError()
 
     race = widgets.race({"mine": broken, "todo": unfinished, "later": "finish Exercise 2.2 first",
+                         "yours": checks.YourFunction(unfinished, "nesterov", namespace={}),
                          "reference": optim.sgd}, controls=("learning_rate",))
     text = race.picture.message.get_text()
     assert "mine: KeyError: 'velocity'" in text
     assert "todo: unfinished is not written yet" in text
     assert "later: finish Exercise 2.2 first" in text
+    assert "yours: finish Exercise 2.2 first" in text
     assert not race.results["reference"].diverged
 
 
@@ -126,13 +128,16 @@ def test_schedule_explorer_sliders_at_both_ends(schedule):
 def test_schedule_explorer_shows_the_learners_schedule_or_a_message():
     from course_lib import schedules
 
-    explorer = widgets.schedule_explorer(yours="finish Exercise 4.1 first")
+    def unfinished(t, learning_rate, step_size, gamma=0.5):
+        raise NotImplementedError()
+
+    explorer = widgets.schedule_explorer(yours=checks.YourFunction(unfinished, "step_decay", namespace={}))
     assert "yours: finish Exercise 4.1 first" in explorer.message
 
     def step_decay(t, learning_rate, step_size, gamma=0.5):
         return schedules.step_decay(t, learning_rate, step_size, gamma)
 
-    explorer = widgets.schedule_explorer(yours=step_decay)
+    explorer = widgets.schedule_explorer(yours=checks.your_rule(step_decay))
     np.testing.assert_array_equal(explorer.curves["yours"][0], explorer.curves["schedule"][0])
     # A constant rate settles on a noise floor; step decay goes below it.
     assert explorer.curves["schedule"][1][-100:].mean() < 0.3 * explorer.curves["constant α0"][1][-100:].mean()
