@@ -104,4 +104,4 @@ def nesterov_lookahead(landscape, start=None, steps=100, learning_rate=1e-2, rho
             points.append(x)
             velocities.append(velocity)
     points = np.array(points)
-    return Trajectory(points, np.array([float(landscape.f(p)) for p in points])), np.array(velocities)
+    return Trajectory(points, np.asarray(landscape.f(points.T), dtype=float)), np.array(velocities)
