@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ JUDGE = "/tmp/judge"  # where the harness, the learner's code, the cases and the
 GiB = 2**30
 MAX_OUTPUT_FILE = 64 * 2**20  # outputs.npz, uncompressed
 MAX_EVENTS_FILE = 2**20
+PROBE_TIMEOUT = 120
 
 
 class SandboxUnavailable(RuntimeError):
@@ -128,7 +129,10 @@ class Sandbox:
             "    except OSError:\n"
             "        pass\n"
             "print('sandbox ok')\n")
-        completed = self.execute(script)
+        # A generous time limit: on a busy machine starting numpy and torch alone can take many seconds.
+        completed = replace(self, timeout=max(self.timeout, PROBE_TIMEOUT)).execute(script)
+        if completed.timed_out:
+            return f"the probe did not finish within {max(self.timeout, PROBE_TIMEOUT)} s"
         if completed.returncode != 0 or "sandbox ok" not in completed.output:
             lines = completed.output.strip().splitlines()
             if lines and lines[-1].startswith(IMPORTABLE):

@@ -119,22 +119,27 @@ def attacks(submissions, out):
         "        pass\n")
     return {
         # The checks are made to pass in the learner's process: only numbers leave the sandbox.
-        "noop_checks": "import course_lib.checks as c\nc.check = lambda *a, **k: None\nc.judge = lambda *a: None\n",
+        "noop_checks": "import course_lib.checks as c\nc.check = lambda *a, **k: None\n"
+                       "c.judge = lambda *a: None\n",
         "allclose_always_true": "import numpy as np\nnp.allclose = lambda *a, **k: True\n"
                                 "np.array_equal = lambda *a, **k: True\n",
         "replace_reference": "from course_lib import optim\nimport course_lib.optim\n"
                              "course_lib.optim.adam = adam\noptim.RULES['adam'] = adam\n",
         "hidden_import": "lib = __import__('course' + '_lib' + '.optim', fromlist=['adam'])\nadam = lib.adam\n",
         "vandal": vandal,
-        "read_grader_arguments": "import os\nprint('SPIED', [open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc')"
-                                 " if p.isdigit()])\n",
+        "read_grader_arguments": "import os\n"
+                                 "print('SPIED', [open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc')\n"
+                                 "                if p.isdigit()])\n",
         "network": "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/', timeout=3)\n",
         "memory_3gb": "import numpy as np\nhog = np.ones(3 * 2**30 // 8)\n",
         "flood_output": "print('x' * 50_000_000)\n",
-        "fork_bomb": "import os\nfor _ in range(200):\n    try:\n        os.fork()\n    except OSError:\n        break\n",
-        "fake_outputs": "import numpy as np, json, os\nnp.savez('/tmp/judge/out/outputs.npz', **{'0/0.next_x': np.zeros(5)})\n"
+        "fork_bomb": "import os\nfor _ in range(200):\n    try:\n        os.fork()\n"
+                     "    except OSError:\n        break\n",
+        "fake_outputs": "import numpy as np, os\n"
+                        "np.savez('/tmp/judge/out/outputs.npz', **{'0/0.next_x': np.zeros(5)})\n"
                         "open('/tmp/judge/out/events.json', 'w').write('[]')\nos._exit(0)\n",
-        "pickled_outputs": "import numpy as np, os\nnp.savez('/tmp/judge/out/outputs.npz', a=np.array([object()]))\n"
+        "pickled_outputs": "import numpy as np, os\n"
+                           "np.savez('/tmp/judge/out/outputs.npz', a=np.array([object()]))\n"
                            "open('/tmp/judge/out/events.json', 'w').write('[]')\nos._exit(0)\n",
         "lying_equality": "class Anything(float):\n    def __eq__(self, other):\n        return True\n"
                           "    __hash__ = float.__hash__\n",
