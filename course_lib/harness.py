@@ -24,8 +24,8 @@ Kinds of case (``spec["kind"]``):
   raised stops there.
 - ``"function"``: ``result = function(*arguments)`` for each entry of ``spec["calls"]``, whose ``"args"`` are
   ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}`` or ``{"integer": v}``.
-  The result (a number, an array or a tuple of them) becomes ``"<i>.result"`` (``"<i>.result<j>"`` for the
-  j-th of a tuple).
+  The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"`` (``"<i>.result<j>"``
+  for the j-th of a tuple or list).
 
 ``spec["backend"]`` is ``"numpy"`` or ``"torch"``: with torch, every array is handed over as a float64 tensor
 and a tensor must come back.
@@ -128,7 +128,7 @@ def _run_function(function, spec, arrays, backend):
         for position, (argument, snapshot) in enumerate(zip(arguments, before, strict=True)):
             if not _argument_unchanged(argument, snapshot):
                 events.append({"call": index, "what": "modified", "argument": f"argument {position + 1}"})
-        results = result if isinstance(result, tuple) else (result,)
+        results = tuple(result) if isinstance(result, tuple | list) else (result,)
         for number, value in enumerate(results):
             name = "result" if len(results) == 1 else f"result{number}"
             _record(outputs, events, index, name, value, backend, None,
