@@ -56,10 +56,12 @@ notebooks: $(VENV)/.dev-stack
 release: $(VENV)/.dev-stack
 	$(BIN)/python instructor/release.py
 
-# Grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT/grades.csv and OUT/feedback/ (nbgrader autograde).
+# Grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT/grades.csv and OUT/feedback/: each exercise's cell runs in
+# a bubblewrap sandbox and is judged outside it (instructor/grade.py). UNSANDBOXED=1 runs without bubblewrap
+# (resource limits only: trusted work only).
 grade: $(VENV)/.dev-stack
-	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=dir OUT=dir [GRADE_TIMEOUT=s] [JOBS=n]"; exit 2; }
-	$(BIN)/python instructor/grade.py "$(SUBMISSIONS)" --out "$(OUT)" $(if $(GRADE_TIMEOUT),--timeout $(GRADE_TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=dir OUT=dir [GRADE_TIMEOUT=s] [JOBS=n] [UNSANDBOXED=1]"; exit 2; }
+	$(BIN)/python instructor/grade.py "$(SUBMISSIONS)" --out "$(OUT)" $(if $(GRADE_TIMEOUT),--timeout $(GRADE_TIMEOUT)) $(if $(JOBS),--jobs $(JOBS)) $(if $(UNSANDBOXED),--unsandboxed)
 
 clean:
 	rm -rf $(VENV) test-results bench-results
