@@ -15,12 +15,23 @@ CELL_TIMEOUT ?= 120
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# torch first, on its own: the CPU build (+cpu) from PyTorch's wheel index on Linux and Windows, PyPI's wheel on
+# macOS (the lock's environment markers choose). Only this step consults that index; --no-deps because the lock
+# pins everything torch needs. PyPI's own torch for Linux is the CUDA build, several GB: the lock never asks
+# for it (tests/test_environment.py).
+define install_torch
+	grep '^torch==' requirements.lock > $(VENV)/torch-requirements.txt
+	$(BIN)/pip install --no-deps --extra-index-url https://download.pytorch.org/whl/cpu -r $(VENV)/torch-requirements.txt
+endef
+
 $(VENV)/.student-stack: requirements.lock pyproject.toml | $(BIN)/python
+	$(install_torch)
 	$(BIN)/pip install -r requirements.lock
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
 $(VENV)/.dev-stack: requirements-dev.lock requirements.lock pyproject.toml | $(BIN)/python
+	$(install_torch)
 	$(BIN)/pip install -r requirements-dev.lock
 	$(BIN)/pip install --no-deps -e .
 	touch $@ $(VENV)/.student-stack
