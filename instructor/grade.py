@@ -211,8 +211,8 @@ def grade(submissions, out, timeout=None, jobs=None, unsandboxed=False):
         raise SystemExit(f"{submissions} is not a folder")
     if out.is_relative_to(submissions) or submissions.is_relative_to(out):
         raise SystemExit("the output folder and the submissions folder must not contain each other")
-    known = assignments()
-    columns = {name: exercises_of(name) for name in known}
+    columns = {name: exercises_of(name) for name in assignments()}
+    known = [name for name in columns if columns[name]]  # notebooks with exercises (not the start page)
     found, results = discover(submissions, known)
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "feedback", ignore_errors=True)
