@@ -105,37 +105,44 @@ def _describe_setup(exercise, event):
 def _describe_event(exercise, spec, call, event):
     where, what = call["where"], event["what"]
     if what == "raised":
-        if event["type"] == "NotImplementedError":
-            return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
-        raised = f"{where} your function raised {event['type']}: {event['message'].rstrip('.')}"
-        if spec["kind"] == "rule" and "none" in call["config"] and "NoneType" in event["message"]:
-            return (f"{raised}. A rule is first called as rule(x, dx), with no config at all (the contract): "
-                    "start from config = dict(config or {}).")
-        if spec["kind"] == "rule" and call["step"] == 1 and event.get("earlier_first_steps"):
-            return (f"{raised}. It ran the first step of an earlier run but not of this new one: state left over "
-                    "from an earlier run (a global variable, a default argument, an attribute of the function) "
-                    "reaches it. Keep every piece of state in config: a new run starts with none.")
-        if spec["backend"] == "torch":
-            return (f"{raised}. The same function must work on torch tensors (RuleOptimizer and the hidden tests "
-                    "pass tensors): numpy-only calls such as x.copy() or np.zeros_like(x) fail or return numpy "
-                    "arrays; 0 * x, x * 1 and ** 0.5 work on both.")
-        return raised
+        return _describe_raise(exercise, spec, call, event)
     if what == "modified":
-        return _describe_modification(exercise, where, event["argument"])
+        return _describe_modification(exercise, where, str(event.get("argument")))
     if what == "returned":
-        return f"{where} returned {event['got']}; a rule returns the pair (next_x, config)."
+        return f"{where} returned {event.get('got')}; a rule returns the pair (next_x, config)."
     if what == "type":
-        message = f"{where} returned {event['got']} as {event['output']}; {event['expected']} was expected"
-        if spec["backend"] == "torch":
-            message += (" (a torch Tensor in must give a torch Tensor out: np.zeros_like(x) and other numpy "
-                        "functions turn tensors into numpy arrays; 0 * x and ** 0.5 keep the type)")
-        return message + "."
+        tensors = "" if spec["backend"] != "torch" else (
+            " (a torch Tensor in must give a torch Tensor out: np.zeros_like(x) and other numpy functions turn "
+            "tensors into numpy arrays; 0 * x and ** 0.5 keep the type)")
+        return (f"{where} returned {event.get('got')} as {event.get('output')}; {event.get('expected')} was "
+                f"expected{tensors}.")
     if what == "shape":
-        return (f"{where} returned {event['output']} of shape {tuple(event['got'])}, expected "
-                f"{tuple(event['expected'])}: the wrong shape (did you sum or flatten?).")
+        return (f"{where} returned {event.get('output')} of shape {tuple(event.get('got', ()))}, expected "
+                f"{tuple(event.get('expected', ()))}: the wrong shape (did you sum or flatten?).")
     if what == "not numbers":
-        return f"{where} returned {event['got']} as {event['output']}, which is not an array of numbers."
+        return f"{where} returned {event.get('got')} as {event.get('output')}, which is not an array of numbers."
     return f"{where}: {event}"
+
+
+def _describe_raise(exercise, spec, call, event):
+    """The learner's function raised: say what, and what usually causes it here."""
+    if event.get("type") == "NotImplementedError":
+        return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
+    message = str(event.get("message", ""))
+    raised = f"{call['where']} your function raised {event.get('type')}: {message.rstrip('.')}"
+    rule = spec["kind"] == "rule"
+    if rule and "none" in call["config"] and "NoneType" in message:
+        return (f"{raised}. A rule is first called as rule(x, dx), with no config at all (the contract): "
+                "start from config = dict(config or {}).")
+    if rule and call["step"] == 1 and event.get("earlier_first_steps"):
+        return (f"{raised}. It ran the first step of an earlier run but not of this new one: state left over "
+                "from an earlier run (a global variable, a default argument, an attribute of the function) "
+                "reaches it. Keep every piece of state in config: a new run starts with none.")
+    if spec["backend"] == "torch":
+        return (f"{raised}. The same function must work on torch tensors (RuleOptimizer and the hidden tests "
+                "pass tensors): numpy-only calls such as x.copy() or np.zeros_like(x) fail or return numpy "
+                "arrays; 0 * x, x * 1 and ** 0.5 work on both.")
+    return raised
 
 
 def _describe_modification(exercise, where, argument):

@@ -65,52 +65,62 @@ def _run_rule(rule, spec, arrays, backend):
     outputs, events = {}, []
     returned, saved, stopped = {}, {}, set()  # run -> its latest config; call -> a checkpoint of its config
     for index, call in enumerate(spec["calls"]):
-        run_label = call["run"]
-        how = call["config"]
-        if "replay" in how and how["replay"] not in saved:
-            stopped.add(run_label)  # the run it replays raised: there is no saved config to start from
-        if run_label in stopped:
+        label, how = call["run"], call["config"]
+        if label in stopped or ("replay" in how and how["replay"] not in saved):
+            stopped.add(label)  # this run, or the run it replays, raised: there is no config to go on with
             continue
         x, dx = backend.array(arrays[call["x"]]), backend.array(arrays[call["dx"]])
-        if "none" in how:
-            arguments = (x, dx)
-        elif "fresh" in how:
-            arguments = (x, dx, dict(how["fresh"]))
-        elif "continue" in how:
-            arguments = (x, dx, returned[run_label])
-        else:
-            arguments = (x, dx, copy.deepcopy(saved[how["replay"]]))
-        config_in = arguments[2] if len(arguments) == 3 else {}
-        # The arrays handed over, and copies of them: a rule may put new arrays into the dict it was given
-        # (config.setdefault, config[key] = ...), but must not change the arrays themselves.
-        handed = {"x": x, "dx": dx, **{f"config[{key!r}]": config_in[key] for key in spec["state"]
-                                       if _is_array_like(config_in.get(key))}}
-        before = {argument: _snapshot(value) for argument, value in handed.items()}
-        try:
-            result = rule(*arguments)
-        except BaseException as error:  # a learner's code may raise anything, SystemExit included
-            events.append(_raised(index, error))
-            stopped.add(run_label)
+        arguments = (x, dx, *_config_argument(how, label, returned, saved))
+        config = _rule_call(rule, index, arguments, spec["state"], backend, outputs, events)
+        if config is None:
+            stopped.add(label)
             continue
-        for argument, value in handed.items():
-            if not _unchanged(value, before[argument]):
-                events.append({"call": index, "what": "modified", "argument": argument})
-        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
-            events.append({"call": index, "what": "returned", "got": _describe(result)})
-            stopped.add(run_label)
-            continue
-        next_x, config = result
-        _record(outputs, events, index, "next_x", next_x, backend, tuple(np.shape(arrays[call["x"]])))
-        for key in spec["state"]:
-            if key in config:
-                _record(outputs, events, index, key, config[key], backend, None, check_kind=False)
-        returned[run_label] = config
+        returned[label] = config
         try:
             saved[index] = copy.deepcopy(config)
         except Exception as error:
             events.append(_raised(index, error, during="copying the config it returned"))
-            stopped.add(run_label)
+            stopped.add(label)
     return outputs, events
+
+
+def _config_argument(how, label, returned, saved):
+    """The config argument of a call, as a tuple: empty for a first call made without one."""
+    if "none" in how:
+        return ()
+    if "fresh" in how:
+        return (dict(how["fresh"]),)
+    if "continue" in how:
+        return (returned[label],)
+    return (copy.deepcopy(saved[how["replay"]]),)
+
+
+def _rule_call(rule, index, arguments, state, backend, outputs, events):
+    """One call of the rule: record what it returned and did; the config it returned, or None when its run
+    cannot go on (it raised, or did not return the pair (next_x, config))."""
+    x, dx = arguments[:2]
+    config_in = arguments[2] if len(arguments) == 3 else {}
+    # The arrays handed over, and copies of them: a rule may put new arrays into the dict it was given
+    # (config.setdefault, config[key] = ...), but must not change the arrays themselves.
+    handed = {"x": x, "dx": dx, **{f"config[{key!r}]": config_in[key] for key in state
+                                   if _is_array_like(config_in.get(key))}}
+    before = {argument: _snapshot(value) for argument, value in handed.items()}
+    try:
+        result = rule(*arguments)
+    except BaseException as error:  # a learner's code may raise anything, SystemExit included
+        events.append(_raised(index, error))
+        return None
+    events.extend({"call": index, "what": "modified", "argument": argument}
+                  for argument, value in handed.items() if not _unchanged(value, before[argument]))
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+        events.append({"call": index, "what": "returned", "got": _describe(result)})
+        return None
+    next_x, config = result
+    _record(outputs, events, index, "next_x", next_x, backend, tuple(x.shape))
+    for key in state:
+        if key in config:
+            _record(outputs, events, index, key, config[key], backend, None, check_kind=False)
+    return config
 
 
 # ---- plain functions ------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from release import ROOT, SOURCE, assignments  # noqa: E402
+from release import ROOT, SOURCE, STUDENT_NOTEBOOKS, assignments  # noqa: E402
 from sandbox import Sandbox, SandboxUnavailable  # noqa: E402
 
 from course_lib import checks, harness  # noqa: E402
@@ -155,6 +155,16 @@ def exercise_code(nb, exercise):
     return None, "no cell for this exercise"
 
 
+def released_cells(name):
+    """grade_id -> the source of each exercise cell as released to learners (notebooks/<name>.ipynb)."""
+    path = STUDENT_NOTEBOOKS / f"{name}.ipynb"
+    if not path.is_file():
+        return {}
+    cells = nbformat.read(path, as_version=4).cells
+    return {cell.metadata.get("nbgrader", {}).get("grade_id"): _text(cell.source) for cell in cells
+            if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+
+
 def _text(source):
     return "".join(source) if isinstance(source, list) else str(source)
 
@@ -174,6 +184,17 @@ class Grader:
                            if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
         for parent in (self.case_root, scratch):
             parent.chmod(0o755)
+
+    def grade_task(self, task):
+        """Grade one task of ``plan``; a failure of the grader itself costs that exercise only."""
+        result, graded, code, note = task
+        try:
+            self.grade(graded, code, note)
+        except Exception as error:
+            graded.score, graded.message = 0.0, f"grading failed: {type(error).__name__}: {_one_line(error)}"
+            graded.notes.append("grading failed")
+        mark = "✓" if graded.score else "✗"
+        print(f"  {result.student}/{result.notebook} {graded.exercise}: {mark} {graded.seconds:.1f} s", flush=True)
 
     def grade(self, graded, code, note):
         exercise = EXERCISES[graded.exercise]
@@ -204,6 +225,27 @@ class Grader:
         graded.message = "passed the hidden tests" if verdict is None else verdict
 
 
+def plan(found, columns):
+    """A Result for every submission found, and the tasks (result, graded, code, note): one per exercise of each
+    readable notebook."""
+    results, tasks, released = [], [], {name: released_cells(name) for name in columns}
+    for student, name, path in found:
+        result = Result(student, name)
+        results.append(result)
+        nb, result.error = read_submission(path)
+        for grade_id, exercise, points in columns[name]:
+            graded = Graded(grade_id, exercise, points)
+            result.exercises.append(graded)
+            if nb is None:
+                continue
+            code, note = exercise_code(nb, exercise)
+            if code is not None and code == released[name].get(exercise):
+                graded.message = "not done: the cell is as it was handed out"  # nothing to run
+                continue
+            tasks.append((result, graded, code, note))
+    return results, tasks
+
+
 def grade(submissions, out, timeout=None, jobs=None, unsandboxed=False):
     """Grade every submission in ``submissions`` into ``out``; return the Results."""
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
@@ -228,33 +270,13 @@ def grade(submissions, out, timeout=None, jobs=None, unsandboxed=False):
             print("WARNING: --unsandboxed: learner code runs with this user's rights (resource limits only)",
                   file=sys.stderr)
         grader = Grader(sandbox, scratch)
-        tasks = []
-        for student, name, path in found:
-            result = Result(student, name)
-            results.append(result)
-            nb, result.error = read_submission(path)
-            for grade_id, exercise, points in columns[name]:
-                graded = Graded(grade_id, exercise, points)
-                result.exercises.append(graded)
-                if nb is not None:
-                    tasks.append((result, graded, *exercise_code(nb, exercise)))
+        graded_results, tasks = plan(found, columns)
+        results += graded_results
         jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
         print(f"sandbox ready ({'bubblewrap' if sandbox.sandboxed else 'UNSANDBOXED'}); grading {len(tasks)} "
               f"exercises of {len(found)} notebooks, {jobs} at a time, {timeout:g} s each", flush=True)
-
-        def run(task):
-            result, graded, code, note = task
-            try:
-                grader.grade(graded, code, note)
-            except Exception as error:  # a grader bug must cost one exercise, not the class
-                graded.score, graded.message = 0.0, f"grading failed: {type(error).__name__}: {_one_line(error)}"
-                graded.notes.append("grading failed")
-            mark = "✓" if graded.score else "✗"
-            print(f"  {result.student}/{result.notebook} {graded.exercise}: {mark} {graded.seconds:.1f} s",
-                  flush=True)
-
         with ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(run, tasks))
+            list(pool.map(grader.grade_task, tasks))
     for result in results:
         result.notes = [f"{graded.grade_id}: {note}" for graded in result.exercises for note in graded.notes]
         write_feedback(result, out)

@@ -361,22 +361,22 @@ def _events(path):
         raise ValueError(f"events.json is not JSON: {error}") from None
     if not isinstance(events, list):
         raise ValueError("events.json is not a list")
-    clean = []
-    for event in events:
-        if not isinstance(event, dict):
+    clean = [_tidy(event) for event in events if isinstance(event, dict)]
+    return [event for event in clean if isinstance(event.get("call"), int) and isinstance(event.get("what"), str)]
+
+
+def _tidy(event):
+    """An event from the sandbox with only short strings, numbers and short lists of integers in it."""
+    tidy = {}
+    for key, value in event.items():
+        if isinstance(value, bool) or not isinstance(value, int | float | str | list):
             continue
-        tidy = {}
-        for key, value in event.items():
-            if isinstance(value, bool) or not isinstance(value, int | float | str | list):
-                continue
-            if isinstance(value, str):
-                value = value[:2000]
-            elif isinstance(value, list):
-                value = [item for item in value if isinstance(item, int) and not isinstance(item, bool)][:8]
-            tidy[str(key)[:40]] = value
-        if isinstance(tidy.get("call"), int) and isinstance(tidy.get("what"), str):
-            clean.append(tidy)
-    return clean
+        if isinstance(value, str):
+            value = value[:2000]
+        elif isinstance(value, list):
+            value = [item for item in value if isinstance(item, int) and not isinstance(item, bool)][:8]
+        tidy[str(key)[:40]] = value
+    return tidy
 
 
 def _outputs(path):

@@ -147,6 +147,10 @@ def attacks(submissions, out):
     }
 
 
+# Attacks that would work in a kernel shared with the tests, tried again from a cell of their own.
+OWN_CELL_ATTACKS = ("noop_checks", "allclose_always_true", "replace_reference", "vandal", "exit_early")
+
+
 def corpus(submissions, out):
     """{student: {notebook: bytes}} for every case; the expected scores are in ``expected``."""
     nb1_ids = ("best_learning_rate", "steps_to_shrink")
@@ -181,10 +185,11 @@ def corpus(submissions, out):
     for name, code in attacks(submissions, out).items():
         in_cell = f"{code}\n{wrong_adam()}" if name not in ("hidden_import", "replace_reference") else \
             f"{wrong_adam()}\n{code}"
-        cases[f"attack_{name}"] = {NB3: Answer(NB3).solve("rmsprop").write("adam", in_cell)}
-        # the same code in a cell of its own above the check (the right answer next to it must keep its points)
-        cases[f"attack_{name}_own_cell"] = {NB3: Answer(NB3).solve("rmsprop", "adam")
-                                            .insert_before("check_adam", code)}
+        cases[f"attack_{name}"] = {NB3: Answer(NB3).write("adam", in_cell)}
+        if name in OWN_CELL_ATTACKS:
+            # the code in a cell of its own above the check, a right answer in the exercise cell: what a
+            # notebook's own kernel would have let it change does not count (only the exercise's cell runs)
+            cases[f"attack_{name}_own_cell"] = {NB3: Answer(NB3).solve("adam").insert_before("check_adam", code)}
     return {student: {name: answer if isinstance(answer, bytes) else answer.to_bytes()
                       for name, answer in answers.items()}
             for student, answers in cases.items()}
@@ -213,8 +218,9 @@ def expected(submissions, out):
         ("malformed", NB2): "malformed",
     }
     for name in attacks(submissions, out):
-        scores[(f"attack_{name}", NB3)] = {"check_rmsprop": 2, "check_adam": 0}
-        scores[(f"attack_{name}_own_cell", NB3)] = full[NB3]
+        scores[(f"attack_{name}", NB3)] = {"check_rmsprop": 0, "check_adam": 0}
+        if name in OWN_CELL_ATTACKS:
+            scores[(f"attack_{name}_own_cell", NB3)] = {"check_rmsprop": 0, "check_adam": 2}
     return scores
 
 
