@@ -9,7 +9,7 @@
 # 2. requirements.lock + the class extras (classroom/requirements.txt); torch is already satisfied.
 # 3. course_lib from this checkout, editable, so that data/ stays beside it (run from a checkout that stays,
 #    e.g. /srv/course, the handout or the repository at the commit you teach).
-# 4. the learner settings into PREFIX/etc/jupyter: kernel culling (jupyter_server_config.d/classroom.json) and
+# 4. the learner settings into PREFIX/etc/jupyter: kernel culling (merged into jupyter_server_config.json) and
 #    nbgrader's exchange (nbgrader_config.py); nbgrader's instructor tools hidden from learners.
 set -euo pipefail
 PREFIX=${1:?usage: install-environment.sh PREFIX (an existing Python 3.11 venv or conda environment)}
@@ -37,8 +37,17 @@ echo "== course_lib (editable, from $CHECKOUT)"
 "$PYTHON" -m pip install --no-deps --no-build-isolation -e "$CHECKOUT"
 
 echo "== learner settings in $PREFIX/etc/jupyter"
-install -d "$PREFIX/etc/jupyter/jupyter_server_config.d"
-install -m 644 "$HERE/jupyter_server_config.json" "$PREFIX/etc/jupyter/jupyter_server_config.d/classroom.json"
+# (jupyter_server_config.json itself: Jupyter Server reads the *.d/ folders only to enable extensions.)
+"$PYTHON" - "$HERE/jupyter_server_config.json" "$PREFIX/etc/jupyter/jupyter_server_config.json" <<'MERGE'
+import json, os, sys
+ours, target = sys.argv[1], sys.argv[2]
+settings = json.load(open(target)) if os.path.exists(target) else {}
+for section, values in json.load(open(ours)).items():
+    settings.setdefault(section, {}).update(values)
+os.makedirs(os.path.dirname(target), exist_ok=True)
+with open(target, "w") as handle:
+    json.dump(settings, handle, indent=2)
+MERGE
 install -m 644 "$HERE/nbgrader_config.py" "$PREFIX/etc/jupyter/nbgrader_config.py"
 # Learners submit (Assignments tab); creating and grading assignments is the instructor's, from the repository.
 "$PREFIX/bin/jupyter" server extension disable --sys-prefix nbgrader.server_extensions.formgrader

@@ -50,7 +50,7 @@ class CullingTimes:
     classroom/jupyter_server_config.json). The kernel's culling interval stays the production one (60 s), so
     a kernel culled within the test proves the server read classroom/jupyter_server_config.json."""
     idle_kernel: int = 10
-    idle_server: int = 150
+    idle_server: int = 100
     cull_every: int = 10
     activity_interval: int = 10  # how often servers and the proxy tell the hub about activity
 
@@ -383,6 +383,10 @@ class Learner:
         if self.process is None or not self.process.is_running():
             return []
         return [self.process, *self.process.children(recursive=True)]
+
+    def kernel_processes(self):
+        """The kernels running under this learner's server, seen from /proc (no request to the server)."""
+        return [process for process in self.tree()[1:] if "ipykernel" in " ".join(process.cmdline())]
 
     def sample(self):
         rss = 0
