@@ -136,7 +136,7 @@ def main(argv=None):
     else:
         print(f"{args.out}: already the handout of {commit[:12]}; nothing to commit")
     print("push it where your hub can clone it, then give learners the link from:\n"
-          f"  python classroom/handout.py link --hub https://YOUR-HUB --repo https://YOUR-GIT-HOST/YOUR-HANDOUT")
+          "  python classroom/handout.py link --hub https://YOUR-HUB --repo https://YOUR-GIT-HOST/YOUR-HANDOUT")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ The Littlest JupyterHub (one server) loads it as a drop-in:
 A plain JupyterHub loads it from its own config with ``load_subconfig("classroom/jupyterhub_config.py")``
 (tests/classroom/ does that with a real hub). Kubernetes gets the same numbers from classroom/z2jh-values.yaml.
 
-The numbers come from measurements with the test hub (``make classroom-bench``, figures in classroom/README.md):
-a learner's server with one notebook's kernel peaks near 0.5 GB; every further kernel left open adds about
-0.3 GB; a Run All of a notebook costs 3-10 CPU seconds.
+The numbers come from measurements with the test hub (``make classroom-bench``, figures in classroom/README.md).
 """
 
 import os
@@ -37,12 +35,14 @@ if "CLASSROOM_EXCHANGE" in os.environ:  # nbgrader's exchange somewhere else tha
     c.Spawner.environment["CLASSROOM_EXCHANGE"] = os.environ["CLASSROOM_EXCHANGE"]
 
 # ---- memory and CPU per learner ----------------------------------------------------------------------------
-# Guarantee: a server with one notebook's kernel (measured peak 0.45-0.55 GB). Limit: room for three kernels at
-# once; idle kernels are stopped after 20 minutes (classroom/jupyter_server_config.json), so a learner who
-# opens all five notebooks one after the other stays under it. SystemdSpawner (TLJH) enforces the limit and the
-# CPU cap and ignores the guarantee; KubeSpawner enforces both (classroom/z2jh-values.yaml).
+# Measured with the test hub (make classroom-bench; classroom/README.md): a learner's server is ~155 MB, a
+# notebook's kernel peaks at 300-460 MB, so a learner working in one notebook needs 0.47-0.61 GB; one who runs all
+# five and leaves every kernel open reaches 2.07 GB. Guarantee: one notebook, with room to spare. Limit: all five
+# kernels open, with room for the learner's own experiments (idle kernels are stopped after 20 minutes anyway,
+# classroom/jupyter_server_config.json). SystemdSpawner (TLJH) enforces the limit and the CPU cap and ignores the
+# guarantees; KubeSpawner enforces all four (classroom/z2jh-values.yaml).
 c.Spawner.mem_guarantee = "768M"
-c.Spawner.mem_limit = "1.5G"
+c.Spawner.mem_limit = "2.5G"
 c.Spawner.cpu_guarantee = 0.1
 c.Spawner.cpu_limit = 1.0
 

@@ -1,10 +1,10 @@
 """tests/classroom: the class recipe in classroom/.
 
-test_classroom_files.py and test_exchange.py are quick and run with the unit tests. test_hub.py starts a real
-JupyterHub with learners on it; it is marked ``hub`` and runs only when selected (``pytest tests/classroom -m
-hub``, what ``make classroom-test`` and ``make classroom-bench`` run), never as part of ``make unit``.
-It needs the course environment and the proxy that ``make classroom-env`` installs; without them it skips,
-except under CI=true, where it fails.
+test_classroom_files.py is quick and runs with the unit tests. test_hub.py (a real JupyterHub with learners on
+it) and test_exchange.py (a dozen nbgrader runs) are marked ``hub`` and run only when selected (``pytest
+tests/classroom -m hub``, what ``make classroom-test`` runs), never as part of ``make unit``. test_hub.py needs
+the course environment and the proxy that ``make classroom-env`` installs; without them it skips, except under
+CI=true, where it fails. bench_classroom.py (``make classroom-bench``) measures learners x memory x time.
 """
 
 import os

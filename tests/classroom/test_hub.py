@@ -214,7 +214,8 @@ def summarize(learners, records, failures, idle, class_seconds, hub_memory, grad
         "class_wall_seconds": round(class_seconds, 1),
         "hub_and_proxy_rss_mb": round(hub_memory / MB, 1),
         "grading_seconds": round(grading_seconds, 1),
-        "idle_learner": {key: round(value, 1) if isinstance(value, float) else value for key, value in idle.items()},
+        "idle_learner": {key: round(value, 1) if isinstance(value, float) else value
+                         for key, value in idle.items()},
         "per_learner": per_learner,
     }
 
