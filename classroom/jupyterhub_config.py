@@ -45,6 +45,10 @@ c.Spawner.mem_guarantee = "768M"
 c.Spawner.mem_limit = "2.5G"
 c.Spawner.cpu_guarantee = 0.1
 c.Spawner.cpu_limit = 1.0
+# TLJH sets the limits from `tljh-config set limits.*` (older releases on SystemdSpawner, which would win over
+# Spawner): this file's numbers win either way.
+c.SystemdSpawner.mem_limit = c.Spawner.mem_limit
+c.SystemdSpawner.cpu_limit = c.Spawner.cpu_limit
 
 # ---- idle servers ------------------------------------------------------------------------------------------
 # A server with no activity for an hour is stopped (work is saved on disk; only kernel state is lost). Idle

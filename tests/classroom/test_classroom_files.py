@@ -96,6 +96,8 @@ def test_guarantee_below_limit_and_kernels_culled_before_servers():
     config = hub_config()
     assert 0 < to_bytes(config.Spawner.mem_guarantee) <= to_bytes(config.Spawner.mem_limit)
     assert 0 < config.Spawner.cpu_guarantee <= config.Spawner.cpu_limit
+    assert (config.SystemdSpawner.mem_limit, config.SystemdSpawner.cpu_limit) == (
+        config.Spawner.mem_limit, config.Spawner.cpu_limit)
     kernels = json.loads((CLASSROOM / "jupyter_server_config.json").read_text())["MappingKernelManager"]
     assert 0 < kernels["cull_idle_timeout"] < culler_option(config, "timeout")
     assert kernels["cull_busy"] is False  # a long training cell is never killed for being "idle"
