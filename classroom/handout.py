@@ -43,8 +43,8 @@ cell that says what is wrong with an answer; once your answer passes, the slider
 reference.
 
 Your class's link pulls this folder into your home as `{folder}/`. Clicking the link again fetches the
-instructor's updates and keeps your edits (git merges them; a file you and the instructor both changed keeps
-your version and gets the instructor's as a copy).
+instructor's updates and keeps your edits: git merges the two, and where you both changed the same lines your
+version wins; a file you deleted comes back.
 
 Submit from JupyterLab's **Assignments** tab (course `training-neural-networks-2`, assignment `notebooks`):
 it sends your whole `notebooks/` folder, and you may submit again; the last submission counts.
