@@ -16,12 +16,23 @@ CELL_TIMEOUT ?= 120
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# torch first, on its own: the CPU build (+cpu) from PyTorch's wheel index on Linux and Windows, PyPI's wheel on
+# macOS (the lock's environment markers choose). Only this step consults that index; --no-deps because the lock
+# pins everything torch needs. PyPI's own torch for Linux is the CUDA build, several GB: the lock never asks
+# for it (tests/test_environment.py).
+define install_torch
+	grep '^torch==' requirements.lock > $(VENV)/torch-requirements.txt
+	$(BIN)/pip install --no-deps --extra-index-url https://download.pytorch.org/whl/cpu -r $(VENV)/torch-requirements.txt
+endef
+
 $(VENV)/.student-stack: requirements.lock pyproject.toml | $(BIN)/python
+	$(install_torch)
 	$(BIN)/pip install -r requirements.lock
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
 $(VENV)/.dev-stack: requirements-dev.lock requirements.lock pyproject.toml | $(BIN)/python
+	$(install_torch)
 	$(BIN)/pip install -r requirements-dev.lock
 	$(BIN)/pip install --no-deps -e .
 	touch $@ $(VENV)/.student-stack
@@ -57,10 +68,12 @@ notebooks: $(VENV)/.dev-stack
 release: $(VENV)/.dev-stack
 	$(BIN)/python instructor/release.py
 
-# Grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT/grades.csv and OUT/feedback/ (nbgrader autograde).
+# Grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT/grades.csv and OUT/feedback/: each exercise's cell runs in
+# a bubblewrap sandbox and is judged outside it (instructor/grade.py). UNSANDBOXED=1 runs without bubblewrap
+# (resource limits only: trusted work only).
 grade: $(VENV)/.dev-stack
-	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=dir OUT=dir [GRADE_TIMEOUT=s] [JOBS=n]"; exit 2; }
-	$(BIN)/python instructor/grade.py "$(SUBMISSIONS)" --out "$(OUT)" $(if $(GRADE_TIMEOUT),--timeout $(GRADE_TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=dir OUT=dir [GRADE_TIMEOUT=s] [JOBS=n] [UNSANDBOXED=1]"; exit 2; }
+	$(BIN)/python instructor/grade.py "$(SUBMISSIONS)" --out "$(OUT)" $(if $(GRADE_TIMEOUT),--timeout $(GRADE_TIMEOUT)) $(if $(JOBS),--jobs $(JOBS)) $(if $(UNSANDBOXED),--unsandboxed)
 
 # ---- a class on JupyterHub (classroom/, README "Running a class on JupyterHub") ------------------------------
 CLASSROOM_BUILD := build/classroom

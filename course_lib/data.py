@@ -6,12 +6,14 @@ test the same way on every call.
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from course_lib.validation import is_integer, require
 
 __all__ = ["DATA_DIR", "Dataset", "digits", "mnist1d"]
 
@@ -33,6 +35,40 @@ class Dataset:
     @property
     def num_classes(self):
         return int(self.y_train.max()) + 1
+
+    def training_subset(self, size, seed=0):
+        """The same dataset with only ``size`` training examples, drawn at random (the test set is unchanged)."""
+        require(is_integer(size, 1) and size <= len(self.y_train), "size",
+                f"an integer in [1, {len(self.y_train)}]", size)
+        chosen = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(seed))[:size]
+        return replace(self, x_train=self.x_train[chosen], y_train=self.y_train[chosen],
+                       name=f"{self.name} ({size} training examples)")
+
+    def per_class(self, count, seed=0):
+        """The same dataset with ``count`` training examples of each class, drawn at random."""
+        require(is_integer(count, 1), "count", "an integer >= 1", count)
+        generator = torch.Generator().manual_seed(seed)
+        chosen = []
+        for label in range(self.num_classes):
+            members = torch.nonzero(self.y_train == label).flatten()
+            require(len(members) >= count, "count", f"at most {len(members)} (the examples of class {label})",
+                    count)
+            chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        chosen = torch.cat(chosen)
+        return replace(self, x_train=self.x_train[chosen], y_train=self.y_train[chosen],
+                       name=f"{self.name} ({count} per class)")
+
+    def classes_only(self, classes):
+        """The examples of ``classes`` only, relabelled 0, 1, ... in the order given (e.g. (5, 6, 7, 8, 9))."""
+        classes = list(classes)
+        require(len(classes) > 0 and len(set(classes)) == len(classes)
+                and all(is_integer(c, 0) and c < self.num_classes for c in classes), "classes",
+                f"distinct class labels in [0, {self.num_classes - 1}]", classes)
+        relabel = torch.full((self.num_classes,), -1, dtype=torch.int64)
+        relabel[torch.tensor(classes)] = torch.arange(len(classes))
+        keep_train, keep_test = relabel[self.y_train] >= 0, relabel[self.y_test] >= 0
+        return Dataset(self.x_train[keep_train], relabel[self.y_train[keep_train]], self.x_test[keep_test],
+                       relabel[self.y_test[keep_test]], name=f"{self.name} (classes {classes})")
 
 
 @lru_cache(maxsize=1)

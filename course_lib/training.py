@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib.validation import is_integer, require
+
 __all__ = ["History", "evaluate", "mlp", "race", "single_thread", "train"]
 
 
@@ -28,7 +30,7 @@ def mlp(sizes, seed=0, activation=nn.ReLU):
 @dataclass
 class History:
     step_loss: list = field(default_factory=list)  # training loss of every mini-batch
-    test_loss: list = field(default_factory=list)  # after every epoch
+    test_loss: list = field(default_factory=list)  # after every evaluated epoch (see train's evaluate_every)
     test_accuracy: list = field(default_factory=list)
     train_accuracy: list = field(default_factory=list)
     learning_rate: list = field(default_factory=list)  # in force at every step
@@ -64,21 +66,42 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, seed=0, progress=None):
-    """Mini-batch training with cross-entropy; ``scheduler`` (if any) steps once per epoch.
+def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, seed=0, progress=None, *,
+          scheduler_interval="epoch", augment=None, on_step=(), evaluate_every=1):
+    """Mini-batch training with cross-entropy; returns a ``History``.
 
+        for each epoch:                                   # a fresh seeded permutation of the training set
+            for each batch:
+                loss = cross_entropy(model(augment(x_batch)), y_batch)
+                loss.backward(); optimizer.step()
+                scheduler.step()                          # if scheduler_interval == "step"
+                for hook in on_step: hook(model, step)    # e.g. a weight average, a snapshot
+            scheduler.step()                              # if scheduler_interval == "epoch"
+            test loss and accuracy, train accuracy        # every ``evaluate_every`` epochs (None: never)
+
+    ``augment(inputs, generator)`` (optional) returns a randomly changed copy of a training batch, drawing its
+    randomness from ``generator`` so that a seeded run repeats. ``on_step`` is a callable ``hook(model, step)``
+    or a sequence of them, called after every optimizer step with the number of steps taken (1, 2, ...).
     ``progress`` is a label for a tqdm progress bar, or None for no bar. A run whose loss stops being finite
     ends at once and records ``diverged_at``.
     """
+    require(scheduler_interval in ("epoch", "step"), "scheduler_interval", "'epoch' or 'step'",
+            scheduler_interval)
+    require(evaluate_every is None or is_integer(evaluate_every, 1), "evaluate_every", "None or an integer >= 1",
+            evaluate_every)
+    hooks = [on_step] if callable(on_step) else list(on_step)
     history = History()
     generator = torch.Generator().manual_seed(seed)
     n = len(dataset.y_train)
     bar = tqdm(total=epochs, desc=progress, leave=True) if progress else None
     with single_thread():
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             for batch in torch.randperm(n, generator=generator).split(batch_size):
+                inputs = dataset.x_train[batch]
+                if augment is not None:
+                    inputs = augment(inputs, generator)
                 optimizer.zero_grad()
-                loss = nn.functional.cross_entropy(model(dataset.x_train[batch]), dataset.y_train[batch])
+                loss = nn.functional.cross_entropy(model(inputs), dataset.y_train[batch])
                 if not torch.isfinite(loss):
                     history.diverged_at = len(history.step_loss) + 1
                     break
@@ -86,17 +109,23 @@ def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, 
                 optimizer.step()
                 history.step_loss.append(loss.item())
                 history.learning_rate.append(optimizer.param_groups[0]["lr"])
+                if scheduler is not None and scheduler_interval == "step":
+                    scheduler.step()
+                for hook in hooks:
+                    hook(model, len(history.step_loss))
             if history.diverged_at is not None:
                 break
-            if scheduler is not None:
+            if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
-            test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
-            history.test_loss.append(test_loss)
-            history.test_accuracy.append(test_accuracy)
-            history.train_accuracy.append(evaluate(model, dataset.x_train, dataset.y_train)[1])
+            if evaluate_every is not None and (epoch % evaluate_every == 0 or epoch == epochs):
+                test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+                history.test_loss.append(test_loss)
+                history.test_accuracy.append(test_accuracy)
+                history.train_accuracy.append(evaluate(model, dataset.x_train, dataset.y_train)[1])
             if bar is not None:
                 bar.update()
-                bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", test_acc=f"{test_accuracy:.2f}")
+                scores = {"test_acc": f"{history.test_accuracy[-1]:.2f}"} if history.test_accuracy else {}
+                bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", **scores)
     if bar is not None:
         bar.close()
     return history

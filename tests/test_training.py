@@ -1,0 +1,84 @@
+"""The training loop's hooks (per-step schedules, augmentation, per-step callbacks) and dataset subsets."""
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import data, schedules, training
+
+
+def small_run():
+    model = training.mlp([40, 16, 10], seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, optimizer
+
+
+def test_a_per_step_scheduler_sets_the_rate_of_every_step():
+    model, optimizer = small_run()
+    total = 3 * 32  # 3 epochs of 4000 / 128 -> 32 batches (the last one short)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, schedules.torch_lambda(schedules.step_decay, learning_rate=0.1, step_size=10, gamma=0.5))
+    history = training.train(model, optimizer, data.mnist1d(), epochs=3, scheduler=scheduler,
+                             scheduler_interval="step", evaluate_every=None)
+    assert len(history.learning_rate) == total
+    expected = [schedules.step_decay(t, learning_rate=0.1, step_size=10, gamma=0.5) for t in range(total)]
+    np.testing.assert_allclose(history.learning_rate, expected, rtol=1e-12)
+    assert history.test_loss == []  # evaluate_every=None: never evaluated
+
+
+def test_an_epoch_scheduler_changes_the_rate_once_per_epoch():
+    model, optimizer = small_run()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = training.train(model, optimizer, data.mnist1d(), epochs=2, scheduler=scheduler)
+    assert history.learning_rate[:32] == [0.1] * 32 and history.learning_rate[32:] == [0.05] * 32
+    assert len(history.test_accuracy) == 2
+
+
+def test_hooks_see_every_step_and_augment_sees_every_batch():
+    model, optimizer = small_run()
+    steps, batches = [], []
+
+    def augment(inputs, generator):
+        batches.append(len(inputs))
+        return inputs + 0.01 * torch.randn(inputs.shape, generator=generator)
+
+    history = training.train(model, optimizer, data.mnist1d(), epochs=1, augment=augment,
+                             on_step=lambda model, step: steps.append(step))
+    assert steps == list(range(1, 33)) and sum(batches) == 4000
+    again_model, again_optimizer = small_run()
+    again = training.train(again_model, again_optimizer, data.mnist1d(), epochs=1, augment=augment)
+    assert again.step_loss == history.step_loss  # the augmentation's randomness is seeded too
+
+
+def test_evaluate_every_keeps_the_last_epoch():
+    model, optimizer = small_run()
+    history = training.train(model, optimizer, data.mnist1d(), epochs=5, evaluate_every=2)
+    assert len(history.test_accuracy) == 3  # epochs 2, 4 and the last
+
+
+@pytest.mark.parametrize("options, message", [({"scheduler_interval": "batch"}, "scheduler_interval"),
+                                              ({"evaluate_every": 0}, "evaluate_every")])
+def test_bad_options_are_named(options, message):
+    model, optimizer = small_run()
+    with pytest.raises(ValueError, match=message):
+        training.train(model, optimizer, data.mnist1d(), epochs=1, **options)
+
+
+def test_subsets():
+    mnist = data.mnist1d()
+    small = mnist.training_subset(500, seed=1)
+    assert len(small.y_train) == 500 and torch.equal(small.x_test, mnist.x_test)
+    rows = {tuple(row.tolist()) for row in mnist.x_train}
+    assert all(tuple(row.tolist()) in rows for row in small.x_train[:50])
+    assert not torch.equal(small.y_train, mnist.training_subset(500, seed=2).y_train)
+    balanced = mnist.per_class(7, seed=0)
+    assert torch.equal(torch.bincount(balanced.y_train), torch.full((10,), 7))
+    upper = mnist.classes_only((5, 6, 7, 8, 9))
+    assert upper.num_classes == 5 and set(upper.y_test.tolist()) == set(range(5))
+    assert len(upper.y_train) == int((mnist.y_train >= 5).sum())
+    first = torch.nonzero(mnist.y_train == 7).flatten()[0]
+    assert upper.y_train[int((mnist.y_train[:first] >= 5).sum())] == 2  # class 7 is the third of (5..9)
+    with pytest.raises(ValueError, match="size"):
+        mnist.training_subset(0)
+    with pytest.raises(ValueError, match="classes"):
+        mnist.classes_only((3, 3))
