@@ -79,9 +79,6 @@ grade: $(VENV)/.dev-stack
 CLASSROOM_BUILD := build/classroom
 CLASSROOM_ENV := $(CLASSROOM_BUILD)/env
 CLASSROOM_PROXY := $(CLASSROOM_BUILD)/proxy/node_modules/.bin/configurable-http-proxy
-# torch's CPU wheel: pip's configured indexes (this machine and CI have it locally). Elsewhere:
-# make classroom-env CLASSROOM_TORCH_INDEX=https://download.pytorch.org/whl/cpu
-CLASSROOM_TORCH_INDEX ?=
 LEARNERS ?= 1 5 10
 
 # The learners' copy of the workbook without solutions, as a git repository nbgitpuller can pull (made or updated).
@@ -95,7 +92,7 @@ $(CLASSROOM_ENV)/.installed: requirements.lock pyproject.toml classroom/requirem
 		classroom/install-environment.sh classroom/jupyter_server_config.json classroom/nbgrader_config.py
 	rm -rf $(CLASSROOM_ENV)
 	$(PYTHON) -m venv $(CLASSROOM_ENV)
-	TORCH_INDEX=$(CLASSROOM_TORCH_INDEX) bash classroom/install-environment.sh $(CLASSROOM_ENV)
+	bash classroom/install-environment.sh $(CLASSROOM_ENV)
 	$(CLASSROOM_ENV)/bin/pip install -r classroom/requirements-hub.txt
 	touch $@
 

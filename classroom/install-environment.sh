@@ -3,9 +3,9 @@
 #
 #     sudo bash classroom/install-environment.sh /opt/course-env
 #
-# 1. torch alone, CPU build, from PyTorch's CPU index (on PyPI, torch==2.13.0 for Linux is the multi-GB CUDA
-#    build). TORCH_INDEX="" installs torch==<version>+cpu from pip's configured indexes instead (a machine with
-#    a local CPU wheel, as in tests); a +cpu version can only be a CPU build either way.
+# 1. torch alone, as requirements.lock pins it: the CPU build (torch==<version>+cpu on Linux), from PyTorch's CPU
+#    index (on PyPI, torch for Linux is the multi-GB CUDA build; a +cpu version cannot resolve to it).
+#    TORCH_INDEX="" uses only pip's configured indexes (a machine with a local CPU wheel).
 # 2. requirements.lock + the class extras (classroom/requirements.txt); torch is already satisfied.
 # 3. course_lib from this checkout, editable, so that data/ stays beside it (run from a checkout that stays,
 #    e.g. /srv/course, the handout or the repository at the commit you teach).
@@ -20,15 +20,12 @@ PYTHON="$PREFIX/bin/python"
 TORCH_INDEX=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}
 
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, {sys.version.split()[0]} found"'
-TORCH_VERSION=$(sed -n 's/^torch==\([^ ;#]*\).*/\1/p' "$CHECKOUT/requirements.lock")
-test -n "$TORCH_VERSION" || { echo "no torch== pin in requirements.lock" >&2; exit 1; }
+TORCH_PINS=$(mktemp)
+trap 'rm -f "$TORCH_PINS"' EXIT
+grep '^torch==' "$CHECKOUT/requirements.lock" > "$TORCH_PINS" || { echo "no torch== pin in requirements.lock" >&2; exit 1; }
 
-echo "== torch $TORCH_VERSION (CPU build)"
-if [ -n "$TORCH_INDEX" ]; then
-    "$PYTHON" -m pip install --no-deps --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION+cpu"
-else
-    "$PYTHON" -m pip install --no-deps "torch==$TORCH_VERSION+cpu"
-fi
+echo "== torch (CPU build): $(tr '\n' ' ' < "$TORCH_PINS")"
+"$PYTHON" -m pip install --no-deps ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} -r "$TORCH_PINS"
 
 echo "== requirements.lock + classroom/requirements.txt"
 "$PYTHON" -m pip install -r "$HERE/requirements.txt"

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from traitlets.config.loader import PyFileConfigLoader
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -28,17 +29,24 @@ sys.path.insert(0, str(CLASSROOM))
 import handout  # noqa: E402
 
 
+LINUX = {"sys_platform": "linux", "platform_system": "Linux"}
+
+
 def pins(path):
-    """{normalised name: version} of a requirements file's `name==version` lines (its -r includes too)."""
+    """{normalised name: version} of a requirements file's `name==version` lines for Linux (the servers'
+    platform), its -r includes too."""
     found = {}
     for raw in Path(path).read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if line.startswith("-r "):
             found.update(pins(Path(path).parent / line[3:].strip()))
         elif line:
-            assert "==" in line, f"{path}: not pinned: {line!r}"
-            name, version = line.split("==", 1)
-            found[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+            requirement = Requirement(line)
+            assert len(requirement.specifier) == 1, f"{path}: not pinned: {line!r}"
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", f"{path}: not pinned: {line!r}"
+            if requirement.marker is None or requirement.marker.evaluate(LINUX):
+                found[re.sub(r"[-_.]+", "-", requirement.name).lower()] = specifier.version
     return found
 
 
@@ -112,9 +120,11 @@ def test_exchange_volume_is_where_learners_submit():
 def test_install_script_puts_cpu_torch_first():
     script = (CLASSROOM / "install-environment.sh").read_text()
     subprocess.run(["bash", "-n", str(CLASSROOM / "install-environment.sh")], check=True)
-    torch_step = script.index('"torch==$TORCH_VERSION+cpu"')
-    assert "download.pytorch.org/whl/cpu" in script
+    torch_step = script.index('-r "$TORCH_PINS"')
+    assert "TORCH_INDEX-https://download.pytorch.org/whl/cpu" in script
     assert torch_step < script.index('-r "$HERE/requirements.txt"')
+    # What the step installs on a Linux server: the CPU build, whatever index serves it.
+    assert pins(ROOT / "requirements.lock")["torch"].endswith("+cpu")
 
 
 def test_handout_is_the_committed_student_workbook(tmp_path):
