@@ -28,7 +28,6 @@ CLASSROOM = ROOT / "classroom"
 sys.path.insert(0, str(CLASSROOM))
 import handout  # noqa: E402
 
-
 LINUX = {"sys_platform": "linux", "platform_system": "Linux"}
 
 

@@ -4,9 +4,10 @@ through nbgrader's exchange (the Assignments tab's API). The instructor collects
 grades with instructor/grade.py. One more learner opens a kernel and leaves: the idle kernel and then the idle
 server must be stopped by the culling settings.
 
-Learner i answers Exercise 1.1 right when i is even (else leaves it blank) and Exercise 1.2 right unless
-i % 3 == 1 (then with the likely bug 1 - 1/kappa), so every learner's row in grades.csv is predictable and a
-submission collected under the wrong name, or one that overwrote another, shows as a wrong score.
+Learner i answers the notebook's first exercise right when i is even (else leaves it blank) and its second right
+unless i % 3 == 1 (then wrongly: the body returns 0.5), and leaves any other blank, so every learner's row in
+grades.csv is predictable and a submission collected under the wrong name, or one that overwrote another, shows
+as a wrong score. The exercises are read from the instructor source, so the test follows the notebook.
 
 Writes learners x memory x time to test-results/classroom/hub.json (CLASSROOM_REPORT to change) and prints it.
 """
@@ -37,7 +38,8 @@ NOTEBOOK = "01_problems_of_optimization"
 PULLED = f"{handout.TARGET_FOLDER}/notebooks/{NOTEBOOK}.ipynb"
 COURSE_ID = PyFileConfigLoader("nbgrader_config.py", path=str(CLASSROOM)).load_config().CourseDirectory.course_id
 MARKERS = handout.FORBIDDEN
-WRONG_RATE = "def gradient_descent_rate(kappa):\n    return 1 - 1 / kappa\n"
+UNFINISHED = "raise NotImplementedError()"
+WRONG = "return 0.5  # a wrong answer"
 MB = 1024 ** 2
 
 
@@ -45,28 +47,54 @@ def names():
     return [f"learner-{i}" for i in range(LEARNERS)]
 
 
+def instructor_source():
+    return nbformat.read(ROOT / "instructor" / "source" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+
+
+def exercises():
+    """[(solution cell id, check cell id, points)] of the notebook, in order: each solution cell and the first
+    graded cell after it."""
+    found, solution = [], None
+    for cell in instructor_source().cells:
+        grading = cell.metadata.get("nbgrader", {})
+        if grading.get("solution"):
+            solution = grading["grade_id"]
+        elif grading.get("grade") and solution:
+            found.append((solution, grading["grade_id"], float(grading.get("points", 0))))
+            solution = None
+    assert len(found) >= 2, f"{NOTEBOOK} needs two exercises for this test, has {found}"
+    return found
+
+
 def expected_scores(index):
-    return {"check_condition_number": 1.0 if index % 2 == 0 else 0.0,
-            "check_gradient_descent_rate": 0.0 if index % 3 == 1 else 1.0}
+    """check cell id -> the points learner ``index`` must get."""
+    (_, first, first_points), (_, second, second_points), *others = exercises()
+    scores = {first: first_points if index % 2 == 0 else 0.0, second: 0.0 if index % 3 == 1 else second_points}
+    scores.update({check: 0.0 for _, check, _ in others})
+    return scores
 
 
 def reference_solutions():
-    """grade_id -> the instructor's solution cell without nbgrader's markers."""
-    source = nbformat.read(ROOT / "instructor" / "source" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    """solution cell id -> the instructor's solution without nbgrader's markers."""
     return {cell.metadata["nbgrader"]["grade_id"]: "\n".join(
                 line for line in cell.source.splitlines() if line.strip() not in MARKERS)
-            for cell in source.cells if cell.metadata.get("nbgrader", {}).get("solution")}
+            for cell in instructor_source().cells if cell.metadata.get("nbgrader", {}).get("solution")}
 
 
 def answer(notebook, index, solutions):
     """The learner's answers written into the pulled notebook (JSON dict from the contents API)."""
+    checks = {solution: check for solution, check, _ in exercises()}
+    (first, _, _), (second, _, _), *_ = exercises()
     for cell in notebook["cells"]:
         grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
-        if grade_id == "condition_number" and expected_scores(index)["check_condition_number"]:
-            cell["source"] = solutions["condition_number"]
-        elif grade_id == "gradient_descent_rate":
-            right = expected_scores(index)["check_gradient_descent_rate"]
-            cell["source"] = solutions["gradient_descent_rate"] if right else WRONG_RATE
+        if grade_id not in (first, second):
+            continue
+        if expected_scores(index)[checks[grade_id]] > 0:
+            cell["source"] = solutions[grade_id]
+        elif grade_id == second:
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            assert UNFINISHED in source, source
+            cell["source"] = source.replace(UNFINISHED, WRONG)
     return notebook
 
 
@@ -291,7 +319,8 @@ def test_graded_each_learner_on_their_own_answers(a_class):
         row = a_class["rows"][(name, NOTEBOOK)]
         scores = {cell: float(row[cell]) for cell in expected_scores(index)}
         assert scores == expected_scores(index), (name, row)
-        assert float(row["total"]) == sum(expected_scores(index).values()) and float(row["max"]) == 2.0, row
+        assert float(row["total"]) == sum(expected_scores(index).values()), row
+        assert float(row["max"]) == sum(points for _, _, points in exercises()), row
         assert row["error"] == "", row
 
 
