@@ -382,11 +382,22 @@ class Learner:
         """The server process and its descendants (kernels), alive now."""
         if self.process is None or not self.process.is_running():
             return []
-        return [self.process, *self.process.children(recursive=True)]
+        try:
+            return [self.process, *self.process.children(recursive=True)]
+        except psutil.Error:  # the server exited meanwhile
+            return []
 
     def kernel_processes(self):
-        """The kernels running under this learner's server, seen from /proc (no request to the server)."""
-        return [process for process in self.tree()[1:] if "ipykernel" in " ".join(process.cmdline())]
+        """The kernels running under this learner's server, seen from /proc (no request to the server). A kernel
+        that exited but is not yet reaped (a zombie) counts as gone."""
+        kernels = []
+        for process in self.tree()[1:]:
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(process.cmdline()):
+                    kernels.append(process)
+            except psutil.Error:
+                pass
+        return kernels
 
     def sample(self):
         rss = 0

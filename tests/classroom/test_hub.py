@@ -181,7 +181,14 @@ def a_class(classroom_build, tmp_path_factory):
         threads = [threading.Thread(target=run, args=(i,)) for i in range(len(learners))]
         for thread in threads:
             thread.start()
-        idle_thread = threading.Thread(target=lambda: idle_learner(hub, link, idle))
+
+        def watch_idle_learner():
+            try:
+                idle_learner(hub, link, idle)
+            except Exception as error:  # noqa: BLE001  (reported by the culling test)
+                idle["error"] = f"{type(error).__name__}: {error}"
+
+        idle_thread = threading.Thread(target=watch_idle_learner)
         start.wait()
         for thread in threads:
             thread.join()
@@ -328,6 +335,7 @@ def test_graded_each_learner_on_their_own_answers(a_class):
 
 def test_idle_kernel_then_idle_server_are_stopped(a_class):
     idle, culling = a_class["idle"], a_class["hub"].culling
+    assert "error" not in idle, idle
     assert idle.get("kernels_after_run") == 1, idle
     # The kernel goes first, by the server's own culler (cull interval 60 s from jupyter_server_config.json;
     # without that file it would be 300 s and this would fail)...
