@@ -36,8 +36,8 @@ if "CLASSROOM_EXCHANGE" in os.environ:  # nbgrader's exchange somewhere else tha
 
 # ---- memory and CPU per learner ----------------------------------------------------------------------------
 # Measured with the test hub (make classroom-bench; classroom/README.md): a learner's server is ~155 MB, a
-# notebook's kernel peaks at 300-460 MB, so a learner working in one notebook needs 0.47-0.61 GB; one who runs all
-# five and leaves every kernel open reaches 2.07 GB. Guarantee: one notebook, with room to spare. Limit: all five
+# notebook's kernel peaks at 310-460 MB, so a learner working in one notebook needs 0.47-0.62 GB; one who runs all
+# five and leaves every kernel open reaches 2.08 GB. Guarantee: one notebook, with room to spare. Limit: all five
 # kernels open, with room for the learner's own experiments (idle kernels are stopped after 20 minutes anyway,
 # classroom/jupyter_server_config.json). SystemdSpawner (TLJH) enforces the limit and the CPU cap and ignores the
 # guarantees; KubeSpawner enforces all four (classroom/z2jh-values.yaml).
