@@ -21,12 +21,15 @@ submits from) and opens a notebook in JupyterLab.
 import argparse
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 from urllib.parse import urlencode
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENTS = ["notebooks", "course_lib", "data", "classroom", "pyproject.toml", "requirements.lock"]
@@ -63,8 +66,29 @@ def committed_tree(destination, revision="HEAD"):
     archive = git("archive", "--format=tar", commit, *CONTENTS)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(destination, filter="data")
+    withhold_solutions(Path(destination) / "notebooks")
     (Path(destination) / "README.md").write_text(LEARNER_README.format(folder=TARGET_FOLDER, commit=commit))
     return commit
+
+
+SOLUTIONS_LINK = re.compile(r"\*Stuck after trying\?\* The worked solutions: \[[^]]*\]\(solutions/[^)]*\)\.")
+ANY_SOLUTIONS_LINK = re.compile(r"\[([^]]*)\]\(solutions/[^)]*\)")
+
+
+def withhold_solutions(notebooks):
+    """Leave out notebooks/solutions/ (the worked solutions `make release` writes for learners on their own) and
+    point each notebook's link to them at the instructor instead."""
+    shutil.rmtree(notebooks / "solutions", ignore_errors=True)
+    for path in notebooks.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and ANY_SOLUTIONS_LINK.search(cell.source):
+                text = SOLUTIONS_LINK.sub("*Stuck after trying?* Ask your instructor.", cell.source)
+                cell.source = ANY_SOLUTIONS_LINK.sub(r"\1", text)  # any other link: its words, unlinked
+                changed = True
+        if changed:
+            nbformat.write(nb, path)
 
 
 def leaks(folder):
@@ -91,6 +115,8 @@ def build(out, revision="HEAD"):
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     commit = committed_tree(out, revision)
     problems = leaks(out)
+    if (out / "notebooks" / "solutions").exists():
+        problems.append((Path("notebooks/solutions"), "the worked solutions"))
     if problems or (out / "instructor").exists():
         shutil.rmtree(out / "notebooks", ignore_errors=True)
         raise SystemExit("refusing to hand out solutions: "

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import nbformat
 import pytest
 import yaml
 from packaging.requirements import Requirement
@@ -134,11 +135,22 @@ def test_handout_is_the_committed_student_workbook(tmp_path):
     assert handout.leaks(out) == []
     committed = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "notebooks"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(str(p.relative_to(out)) for p in (out / "notebooks").iterdir()) == sorted(committed)
-    for name in committed:
-        shipped = subprocess.run(["git", "show", f"{commit}:{name}"], cwd=ROOT, capture_output=True,
-                                 check=True).stdout
-        assert (out / name).read_bytes() == shipped
+    # the worked solutions stay behind, and the notebooks' links to them point at the instructor instead
+    assert any(name.startswith("notebooks/solutions/") for name in committed)
+    assert not (out / "notebooks" / "solutions").exists()
+    learners = [name for name in committed if not name.startswith("notebooks/solutions/")]
+    assert sorted(str(p.relative_to(out)) for p in (out / "notebooks").iterdir()) == sorted(learners)
+    for name in learners:
+        shipped = nbformat.reads(subprocess.run(["git", "show", f"{commit}:{name}"], cwd=ROOT, capture_output=True,
+                                                check=True, text=True).stdout, as_version=4)
+        handed = nbformat.read(out / name, as_version=4)
+        assert "(solutions/" not in (out / name).read_text()
+        assert len(handed.cells) == len(shipped.cells)
+        for mine, theirs in zip(handed.cells, shipped.cells, strict=True):
+            if "Stuck after trying?" in theirs.source:
+                assert "*Stuck after trying?* Ask your instructor." in mine.source
+            elif "(solutions/" not in theirs.source:
+                assert mine == theirs
     # A second build of the same commit adds no commit: learners' pulls stay quiet.
     assert handout.build(out) == (commit, None)
 
