@@ -10,7 +10,7 @@ they are what a plausible mistake looks like, not course_lib's catalogue of lear
     -----  -----------------------------------------------------------  ---------------------------------------
       1    gradient descent at 1/L instead of its best rate 2/(L+mu)     the steep coordinate zig-zags
       1    the predicted rate 1 - 1/kappa, not (kappa-1)/(kappa+1)       measured rate = prediction
-      2    momentum in place of plain gradient descent at the saddle     longer at the saddle, closer to it
+      2    momentum in place of plain gradient descent at the saddle     extra steps per decade = ln 10/ln(1+a)
       2    a saddle count that counts maxima too                         no saddles in 1-D
       3    gradient descent with momentum (it escapes)                   GD stays in the local minimum
       4    momentum that ignores rho (plain GD): local minimum           small alpha: only momentum crosses
@@ -229,7 +229,8 @@ WRONG_INPUTS = [
     WrongInput(1, "the predicted rate 1 - 1/kappa", lambda mp: mp.setattr(
         theory, "gradient_descent_rate", lambda kappa: 1 - 1 / kappa), "np.allclose(measured, predicted"),
     WrongInput(2, "momentum in place of gradient descent at the saddle",
-               lambda mp: replace_rule(mp, "sgd", optim.sgd_momentum), "assert", cells=(0,)),
+               lambda mp: replace_rule(mp, "sgd", optim.sgd_momentum), "abs(per_decade - expected_per_decade)",
+               cells=(0,)),
     WrongInput(2, "a saddle count that counts maxima too",
                lambda mp: mp.setattr(measure, "saddle_share", saddle_share_counting_maxima), "shares[0] == 0.0",
                cells=(1,)),
