@@ -13,7 +13,8 @@ Every rule follows one contract (the one CS231n's optim.py uses):
 - The rule returns the next point and a new config with the updated state. It never modifies ``x``, ``dx`` or
   the caller's ``config`` in place, so a run can be replayed from any saved config.
 - A hyperparameter outside its valid range, or a ``dx`` whose shape differs from ``x``, raises ``ValueError``
-  naming the parameter and its range.
+  naming the parameter and its range. ``learning_rate`` may be 0 (the step is then 0, as in torch.optim):
+  schedules such as cosine annealing end there.
 
 ``RuleOptimizer`` wraps any rule as a ``torch.optim.Optimizer``, so the same code trains real torch models and
 is driven by ``torch.optim.lr_scheduler``.
@@ -60,8 +61,9 @@ def with_defaults(rule_name, config=None):
 
 def _validate_hyperparameters(config):
     learning_rate = config.get("learning_rate")
-    if learning_rate is not None and not (is_real(learning_rate) and 0 < learning_rate < math.inf):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    # 0 is a learning rate (torch accepts it too): a schedule such as cosine annealing ends there.
+    if learning_rate is not None and not (is_real(learning_rate) and 0 <= learning_rate < math.inf):
+        raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
     for name in _UNIT_INTERVAL:
         value = config.get(name)
         if value is not None and not (is_real(value) and 0 <= value < 1):
