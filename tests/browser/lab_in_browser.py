@@ -277,6 +277,14 @@ _SETTLED_JS = """(path) => {
     return window.__course.runAll !== 'running' && !!kernel && kernel.status === 'idle';
 }""".replace("__PANEL__", _PANEL_JS)
 
+# A silent request that evaluates expressions in the learner's kernel (how a test reads what a widget holds).
+_PEEK_JS = """async ([path, expressions]) => {
+    const kernel = (__PANEL__)(path).sessionContext.session.kernel;
+    const reply = await kernel.requestExecute({code: '', silent: true, store_history: false,
+                                               user_expressions: expressions}).done;
+    return reply.content.user_expressions;
+}""".replace("__PANEL__", _PANEL_JS)
+
 _IDLE_AGAIN_JS = """([path, idle]) => window.__course.idle > idle &&
     (__PANEL__)(path).sessionContext.session.kernel.status === 'idle'""".replace("__PANEL__", _PANEL_JS)
 
@@ -364,6 +372,28 @@ class NotebookPage:
             state = self.page.evaluate(_WIDGETS_RENDERED_JS)
             raise NotebookError(f"{self.path}: widgets did not render in {timeout_s:.0f} s: {state}") from error
         return self.page.evaluate(_WIDGETS_RENDERED_JS)
+
+    def peek(self, **expressions):
+        """Evaluate ``expressions`` in the kernel through a silent request (no execution count, no history, no
+        output in the notebook): their reprs, or an AssertionError with the error."""
+        replies = self.page.evaluate(_PEEK_JS, [self.path, expressions])
+        values = {}
+        for name, reply in replies.items():
+            assert reply["status"] == "ok", f"{expressions[name]}: {reply.get('ename')}: {reply.get('evalue')}"
+            values[name] = reply["data"]["text/plain"]
+        return values
+
+    def output_of(self, index):
+        """The name under which the kernel holds what cell ``index`` displayed as its result: Out[<count>]."""
+        return f"Out[{self.model()['cells'][index]['execution_count']}]"
+
+    def cell_index(self, predicate):
+        """The index of the one code cell whose source satisfies ``predicate``."""
+        cells = self.model()["cells"]
+        found = [i for i, cell in enumerate(cells) if _is_code(cell) and predicate(_text(cell.get("source")))]
+        if len(found) != 1:
+            raise NotebookError(f"{self.path}: {len(found)} code cells match, expected 1")
+        return found[0]
 
     # ---- what went wrong ----------------------------------------------------------------------------------
     def kernel_messages(self):
@@ -461,6 +491,36 @@ class RaceWidget:
 
     def src(self):
         return self.image.get_attribute("src")
+
+    def png(self):
+        """The picture as the page shows it: the PNG bytes behind the image's src (a data: or blob: URL)."""
+        import base64
+
+        encoded = self.image.evaluate("""async (img) => {
+            const blob = await (await fetch(img.src)).blob();
+            const bytes = new Uint8Array(await blob.arrayBuffer());
+            let text = '';
+            for (let i = 0; i < bytes.length; i += 8192)
+                text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+            return btoa(text);
+        }""")
+        return base64.b64decode(encoded)
+
+    def summary(self):
+        """The line of text under the picture that says what it shows (empty if the widget has none)."""
+        line = self.box.locator(".course-race-summary, .course-schedule-summary")
+        return line.first.inner_text().strip() if line.count() else ""
+
+    def readouts(self):
+        """label -> the readout text beside each visible slider (what the learner reads; aria-valuetext holds the
+        handle's position, which is an exponent on a log slider)."""
+        return dict(self.box.locator(".widget-slider").evaluate_all(
+            "nodes => nodes.filter(n => n.offsetParent !== null).map(n => ["
+            "(n.querySelector('.widget-label') || {}).textContent || '',"
+            " (n.querySelector('.widget-readout') || {}).textContent || ''])"))
+
+    def button(self, text):
+        return self.box.locator("button", has_text=text)
 
     def decoded(self):
         return self.image.evaluate("img => img.complete && img.naturalWidth > 0")
