@@ -397,3 +397,11 @@ def test_hiding_a_schedules_sliders_hides_only_those():
     shown = {name for name, control in explorer.controls.items() if control.layout.display != "none"}
     assert shown == {"schedule", "learning_rate", "gradient_noise", "step_size", "gamma"}
     assert len({id(control.layout) for control in explorer.controls.values()}) == len(explorer.controls)
+
+
+def test_a_shown_figure_lets_go_of_its_pixels_and_can_still_be_drawn():
+    figure = plots.curve_figure(np.arange(5), {"a": np.arange(5.0)}, "x", "y")
+    first = figure._repr_png_()
+    assert first.startswith(PNG_SIGNATURE) and figure.canvas.renderer is None
+    assert figure._repr_png_() == first  # drawn again, the same picture
+    assert figure.canvas.get_renderer() is not None
