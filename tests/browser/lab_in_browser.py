@@ -10,8 +10,8 @@
 
 Every wait has a timeout. JupyterLab gets its own config, data, runtime and IPython directories (so no user
 setting, workspace or kernelspec of this machine leaks in), all cells rendered (windowingMode "none"), and the
-lab extensions that only the developer stack installs (nbgrader, jupytext, notebook 7) switched off, as
-students do not have them.
+lab extensions and server extensions that only the developer stack installs (nbgrader, jupytext, notebook 7)
+switched off, as students do not have them (so that the server bench/bench.py measures is a learner's).
 """
 
 import json
@@ -36,6 +36,12 @@ CHROMIUM_FLAGS = [
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # Lab extensions of the developer stack (requirements-dev.lock) that students' requirements.lock lacks.
 DEV_ONLY_LAB_EXTENSIONS = ("@jupyter/nbgrader", "jupyterlab-jupytext", "@jupyter-notebook/lab-extension")
+# Their server extensions (nbgrader's formgrader loads SQLAlchemy, a database and more): off, as students lack them,
+# so that the server measured (bench/bench.py) is the one a learner runs.
+DEV_ONLY_SERVER_EXTENSIONS = ("nbgrader", "nbgrader.server_extensions.formgrader",
+                              "nbgrader.server_extensions.validate_assignment",
+                              "nbgrader.server_extensions.assignment_list",
+                              "nbgrader.server_extensions.course_list", "notebook", "jupytext")
 # stderr that ipywidgets' front end provokes in every fresh kernel before `import ipywidgets` (harmless).
 HARMLESS_STDERR = ("No such comm target registered: jupyter.widget.control", "No such comm: ")
 
@@ -84,6 +90,8 @@ class LabServer:
         (config / "labconfig").mkdir(exist_ok=True)
         (config / "labconfig" / "page_config.json").write_text(
             json.dumps({"disabledExtensions": {name: True for name in DEV_ONLY_LAB_EXTENSIONS}}))
+        (config / "jupyter_server_config.json").write_text(json.dumps(
+            {"ServerApp": {"jpserver_extensions": {name: False for name in DEV_ONLY_SERVER_EXTENSIONS}}}))
         settings = config / "lab" / "user-settings" / "@jupyterlab"
         _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
         _write_json(settings / "apputils-extension" / "notification.jupyterlab-settings",
