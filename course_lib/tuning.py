@@ -74,45 +74,63 @@ def best_hyperparameters(rule, landscape, names, start=None, steps=100, config=N
 
 
 def _search(rule, landscape, names, start, steps, config, gradient_noise, seed):
-    scores = {}
-
-    def evaluate(values):
-        values = {**config, **values}
-        cache_key = tuple(sorted(values.items()))
-        if cache_key not in scores:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                try:
-                    trajectory = run(rule, landscape, start=start, steps=steps, config=values,
-                                     gradient_noise=gradient_noise, seed=seed)
-                except ValueError:  # a value outside the rule's range: not a candidate
-                    scores[cache_key] = math.inf
-                else:
-                    scores[cache_key] = score(trajectory, landscape)
-        return scores[cache_key]
-
-    best = {name: config[name] for name in names if name in config}
-    for name in names:  # a missing starting value: the candidate in the middle
-        if name not in best and name != "learning_rate":
-            best[name] = CANDIDATES[name][len(CANDIDATES[name]) // 2]
-    if "learning_rate" in names:
+    evaluate = _Scores(rule, landscape, start, steps, config, gradient_noise, seed)
+    rate_too = "learning_rate" in names
+    best = {name: _starting_value(name, config) for name in names}
+    if rate_too:
         best["learning_rate"] = _scan_down(lambda rate: evaluate({**best, "learning_rate": rate}))
     for name in names:
-        if name == "learning_rate":
-            continue
-        trials = []
-        for candidate in CANDIDATES[name]:
-            for shift in (-_HALF, 0.0, _HALF) if "learning_rate" in names else (0.0,):
-                trial = {**best, name: candidate}
-                if "learning_rate" in names:
-                    trial["learning_rate"] = _clip_rate(best["learning_rate"] * 10.0**shift)
-                trials.append((evaluate(trial), trial))
-        best = min(trials, key=lambda item: item[0])[1]
-    if "learning_rate" in names:  # a fine scan around the best rate: the score is bumpy where runs turn chaotic
-        rates = [_clip_rate(best["learning_rate"] * 10.0**(k / 12)) for k in range(-6, 7)]
+        if name != "learning_rate":
+            best = _best_candidate(evaluate, best, name, rate_too)
+    if rate_too:  # a fine scan around the best rate: the score is bumpy where runs turn chaotic
+        rates = [_clip_rate(best["learning_rate"] * 10.0 ** (k / 12)) for k in range(-6, 7)]
         best["learning_rate"] = min(rates, key=lambda rate: evaluate({**best, "learning_rate": rate}))
     best = _compass_search(evaluate, best, names)
     return _rounded(best, evaluate)
+
+
+def _starting_value(name, config):
+    """The value ``config`` gives, else the middle candidate (the learning rate is scanned first anyway)."""
+    if name in config or name == "learning_rate":
+        return config.get(name, LEARNING_RATES[len(LEARNING_RATES) // 2])
+    return CANDIDATES[name][len(CANDIDATES[name]) // 2]
+
+
+class _Scores:
+    """The score of the rule's run with given hyperparameter values, each run once."""
+
+    def __init__(self, rule, landscape, start, steps, config, gradient_noise, seed):
+        self.rule, self.landscape, self.start, self.steps = rule, landscape, start, steps
+        self.config, self.gradient_noise, self.seed = config, gradient_noise, seed
+        self.known = {}
+
+    def __call__(self, values):
+        values = {**self.config, **values}
+        key = tuple(sorted(values.items()))
+        if key not in self.known:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                try:
+                    trajectory = run(self.rule, self.landscape, start=self.start, steps=self.steps, config=values,
+                                     gradient_noise=self.gradient_noise, seed=self.seed)
+                except ValueError:  # a value outside the rule's range: not a candidate
+                    self.known[key] = math.inf
+                else:
+                    self.known[key] = score(trajectory, self.landscape)
+        return self.known[key]
+
+
+def _best_candidate(evaluate, best, name, rate_too):
+    """``best`` with ``name`` set to its best candidate, each tried with the learning rate (if it is searched
+    too) at its best so far and half a decade either side."""
+    trials = []
+    for candidate in CANDIDATES[name]:
+        for shift in (-_HALF, 0.0, _HALF) if rate_too else (0.0,):
+            trial = {**best, name: candidate}
+            if rate_too:
+                trial["learning_rate"] = _clip_rate(best["learning_rate"] * 10.0**shift)
+            trials.append((evaluate(trial), trial))
+    return min(trials, key=lambda item: item[0])[1]
 
 
 def _scan_down(objective, patience=2):
