@@ -36,8 +36,8 @@ CHROMIUM_FLAGS = [
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # Lab extensions of the developer stack (requirements-dev.lock) that students' requirements.lock lacks.
 DEV_ONLY_LAB_EXTENSIONS = ("@jupyter/nbgrader", "jupyterlab-jupytext", "@jupyter-notebook/lab-extension")
-# Their server extensions (nbgrader's formgrader loads SQLAlchemy, a database and more): off, as students lack them,
-# so that the server measured (bench/bench.py) is the one a learner runs.
+# Their server extensions (nbgrader's formgrader loads SQLAlchemy, a database and more): off, as students lack
+# them, so that the server measured (bench/bench.py) is the one a learner runs.
 DEV_ONLY_SERVER_EXTENSIONS = ("nbgrader", "nbgrader.server_extensions.formgrader",
                               "nbgrader.server_extensions.validate_assignment",
                               "nbgrader.server_extensions.assignment_list",
