@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from .trajectories import run
+from course_lib.trajectories import run
 
 __all__ = ["CANDIDATES", "FLOOR", "LEARNING_RATES", "best_hyperparameters", "score"]
 
