@@ -47,8 +47,9 @@ def test_the_six_rule_race_opens_with_no_divergence_and_names_each_rate(open_not
     for rule in RULES:
         rate = _named(summary, rule)["α"]
         assert float(rate) > 0
-        assert readouts.get(f"{rule}: α") == rate, f"{rule}'s α slider reads {readouts.get(f'{rule}: α')!r}, " \
-                                                   f"the line under the picture says {rate}"
+        shown = readouts.get(f"{rule}: α")
+        assert shown is not None and float(shown) == float(rate), (
+            f"{rule}'s α slider reads {shown!r}, the line under the picture says {rate}")
     state = notebook.peek(diverged=f"[r.diverged_at for r in {notebook.output_of(cell)}.results.values()]",
                           message=f"{notebook.output_of(cell)}.picture.message.get_text()")
     assert state["diverged"] == repr([None] * 6), state
@@ -98,8 +99,8 @@ def test_the_tuned_race_shows_both_at_their_best_rates_side_by_side(open_noteboo
     assert "diverged" not in searched, searched
     readouts = race.readouts()
     for label in labels:
-        assert readouts[f"{label}: α"] == _named(searched, label)["α"], (readouts, searched)
-    gaps = notebook.peek(gaps=f"[{race_object}.results[label].losses[-1] for label in ('gradient descent', "
+        assert float(readouts[f"{label}: α"]) == float(_named(searched, label)["α"]), (readouts, searched)
+    gaps = notebook.peek(gaps=f"[float({race_object}.results[label].losses[-1]) for label in ('gradient descent', "
                               f"'momentum')]")
     descent_gap, momentum_gap = (float(x) for x in gaps["gaps"].strip("[]").split(","))
     assert momentum_gap < 1e-6 * descent_gap, gaps
