@@ -44,6 +44,8 @@ __all__ = [
     "UniformAverage",
     "check_decay",
     "exponential_update",
+    "first_below",
+    "roughness",
     "uniform_update",
 ]
 
@@ -171,3 +173,15 @@ class LossCurves:
             loss, accuracy = training.evaluate(model, self.inputs, self.labels)
             self.losses[label].append(loss)
             self.accuracies[label].append(accuracy)
+
+
+def first_below(steps, losses, reference):
+    """The first of ``steps`` at which ``losses`` is below ``reference`` (e.g. an average's test loss against
+    the trained weights'), or None if it never is: how long an average lags behind early in a run."""
+    below = np.nonzero(np.asarray(losses) < np.asarray(reference))[0]
+    return int(steps[below[0]]) if len(below) else None
+
+
+def roughness(losses):
+    """The standard deviation of the changes between successive values of a loss curve: how much it wiggles."""
+    return float(np.std(np.diff(np.asarray(losses, dtype=float))))

@@ -41,6 +41,7 @@ __all__ = [
     "average_logits",
     "average_probabilities",
     "average_weights",
+    "disagreement",
     "growing_ensemble",
     "member_logits",
     "member_scores",
@@ -100,6 +101,17 @@ def negative_log_likelihood(probabilities, labels):
 def accuracy(probabilities, labels):
     """The fraction of examples whose most probable class is the label."""
     return float((torch.as_tensor(probabilities).argmax(-1) == torch.as_tensor(labels)).float().mean())
+
+
+def disagreement(logits):
+    """How different the members are: the fraction of examples on which two members' most probable classes
+    differ, averaged over every pair of members (0: identical predictions)."""
+    predictions = torch.as_tensor(logits).argmax(-1)
+    members = len(predictions)
+    require(members >= 2, "logits", "the logits of at least 2 members", f"{members} member(s)")
+    pairs = [(predictions[i] != predictions[j]).double().mean()
+             for i in range(members) for j in range(i + 1, members)]
+    return float(torch.stack(pairs).mean())
 
 
 def member_scores(logits, labels):

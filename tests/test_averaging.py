@@ -38,11 +38,13 @@ def train_beside(ours, reference, model, steps=40, seed=0):
 def assert_same_average(ours, reference, live):
     for mine, theirs in zip(ours.model.parameters(), reference.module.parameters(), strict=True):
         np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
-    for mine, theirs, trained in zip(ours.model.buffers(), reference.module.buffers(), live.buffers(), strict=True):
+    buffers = zip(ours.model.buffers(), reference.module.buffers(), live.buffers(), strict=True)
+    for mine, theirs, trained in buffers:
         assert torch.equal(mine, theirs) and torch.equal(mine, trained)  # copied from the trained model
     probe = torch.linspace(-2, 2, 5 * 6, dtype=torch.float64).reshape(5, 6)
     reference.eval()
-    np.testing.assert_allclose(ours.model(probe).numpy(), reference(probe).detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(ours.model(probe).numpy(), reference(probe).detach().numpy(), rtol=1e-12,
+                               atol=1e-13)
 
 
 def ema_pair(decay):
@@ -76,14 +78,25 @@ def test_the_comparison_fails_on_a_swapped_update(monkeypatch):
         assert_same_average(ours, reference, train_beside(ours, reference, model))
 
 
-def test_the_comparison_fails_when_buffers_are_averaged(monkeypatch):
-    ours, reference, model = ema_pair(0.9)
-    trained = train_beside(ours, reference, model)
-    ours.model  # write the parameters, then average the buffers as a wrong implementation would
-    for kept, live in zip(ours.model.buffers(), trained.buffers(), strict=True):
-        kept.copy_(0.9 * kept + 0.1 * live if kept.is_floating_point() else live)
+class AveragesTheBuffersToo(ExponentialAverage):
+    """A wrong implementation: batch norm's running statistics averaged like the weights."""
+
+    def update(self, model):
+        before = [buffer.clone() for buffer in self._model.buffers()]
+        super().update(model)
+        with torch.no_grad():
+            for kept, old in zip(self._model.buffers(), before, strict=True):
+                if kept.is_floating_point():
+                    kept.copy_(exponential_update(old, kept, self.decay))
+
+
+def test_the_comparison_fails_when_buffers_are_averaged():
+    model = batch_norm_model()
+    reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    reference.update_parameters(model)
+    wrong = AveragesTheBuffersToo(model, 0.9)
     with pytest.raises(AssertionError):
-        assert_same_average(ours, reference, trained)
+        assert_same_average(wrong, reference, train_beside(wrong, reference, model))
 
 
 def test_exponential_update_is_the_closed_form_on_numpy_arrays():

@@ -74,12 +74,22 @@ def test_an_ensemble_is_never_worse_than_its_average_member_in_nll():
     """Jensen: -log(mean p) <= mean(-log p), for every example, so for the test set too."""
     for seed in range(5):
         logits, labels = random_logits(seed=seed)
-        assert negative_log_likelihood(average_probabilities(logits), labels) <= member_scores(logits, labels)[0].mean()
+        ensemble_nll = negative_log_likelihood(average_probabilities(logits), labels)
+        assert ensemble_nll <= member_scores(logits, labels)[0].mean()
 
 
 def test_votes_count_the_members_argmaxes():
     logits = torch.tensor([[[2.0, 1.0, 0.0]], [[0.0, 3.0, 1.0]], [[5.0, 0.0, 0.0]]])
     np.testing.assert_allclose(vote_fractions(logits).numpy(), [[2 / 3, 1 / 3, 0.0]])
+
+
+def test_disagreement_counts_the_pairs_that_differ():
+    logits = torch.tensor([[[2.0, 1.0], [0.0, 1.0]], [[2.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    # argmaxes (0, 1), (0, 0), (1, 0): pairs (0, 1) differ on 1 of 2 examples, (0, 2) on 2, (1, 2) on 1
+    assert ensembles.disagreement(logits) == pytest.approx(2 / 3)
+    assert ensembles.disagreement(torch.stack([logits[0], logits[0]])) == 0.0
+    with pytest.raises(ValueError, match="at least 2 members"):
+        ensembles.disagreement(logits[:1])
 
 
 def dropout_model(seed):
