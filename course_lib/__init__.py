@@ -8,8 +8,9 @@
 - trajectories: run a rule on a landscape; detect divergence.
 - theory, measure: what theory predicts, and measurements on runs.
 - plots, widgets: the pictures and the sliders that drive them.
-- checks, bugs: the exercises' checks and the likely bugs they recognise.
+- checks, bugs, bugs_06: the exercises' checks and the likely bugs they recognise.
 - data, training: offline datasets and a small-model training loop.
+- ensembles, averaging: averaging models' predictions (ensembles, snapshots) and one run's weights (EMA, Polyak).
 - validation: the argument checks the modules share.
 """
 

@@ -183,5 +183,6 @@ def first_below(steps, losses, reference):
 
 
 def roughness(losses):
-    """The standard deviation of the changes between successive values of a loss curve: how much it wiggles."""
-    return float(np.std(np.diff(np.asarray(losses, dtype=float))))
+    """How much a loss curve wiggles: the standard deviation of its second differences
+    l[i+1] - 2 l[i] + l[i-1], which are near 0 along a smooth trend, rising or falling, and large for noise."""
+    return float(np.std(np.diff(np.asarray(losses, dtype=float), n=2)))
