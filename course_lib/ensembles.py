@@ -11,13 +11,13 @@ NLL = -mean log p(label | x), the cross-entropy of the test set. Why the probabi
   a layer's hidden units computes the same function), so the average of their weights (``average_weights``) is
   a different, much worse network. Averaging the weights works only along ONE run (course_lib.averaging);
 - not the logits: softmax(mean of the logits) (``average_logits``) is a product of the members'
-  distributions, renormalized; where a member is confidently wrong, it can outvote the others. The mean of
-  probabilities is a mixture: a confidently wrong member can pull p(label | x) down to about 1/K of the others'
-  belief, never to zero;
+  distributions, renormalized, in which the most confident member dominates: one confidently wrong member can
+  outvote the others. The mean of probabilities is a mixture, each member weighing 1/K: a member sure of a
+  wrong class lowers p(label | x) by at most a factor (K - 1) / K, never to zero;
 - not the argmaxes: a vote throws away how sure each member is (and ties among few members are frequent).
 
-Members come from independent runs (``Recipe.train`` with different seeds: different initial weights and batch
-order) or from one run whose learning rate restarts (``Recipe(schedule="cosine_warm_restarts", cycles=K)``,
+Members come from independent runs (``Recipe.train_members``, one seed each: different initial weights and
+batch order) or from one run whose learning rate restarts (``Recipe(schedule="cosine_warm_restarts", cycles=K)``,
 with a ``Snapshots`` hook keeping the model at the end of each cycle: Huang et al. 2017, "Snapshot ensembles").
 Members are evaluated in evaluation mode (``model.eval()``), whatever mode they were left in.
 """
@@ -185,6 +185,7 @@ class Recipe:
         require(is_integer(self.batch_size, 1), "batch_size", "an integer >= 1", self.batch_size)
 
     def steps_per_epoch(self, dataset):
+        """The number of batches in one pass over the training set (the last one may be short)."""
         return math.ceil(len(dataset.y_train) / self.batch_size)
 
     def steps(self, dataset):
