@@ -12,8 +12,8 @@ NLL = -mean log p(label | x), the cross-entropy of the test set. Why the probabi
   a different, much worse network. Averaging the weights works only along ONE run (course_lib.averaging);
 - not the logits: softmax(mean of the logits) (``average_logits``) is a product of the members'
   distributions, renormalized, in which the most confident member dominates: one confidently wrong member can
-  outvote the others. The mean of probabilities is a mixture, each member weighing 1/K: a member sure of a
-  wrong class lowers p(label | x) by at most a factor (K - 1) / K, never to zero;
+  outvote the others. The mean of probabilities is a mixture, each member weighing 1/K: with one member sure
+  of a wrong class, p(label | x) is still (K - 1) / K times the other members' mean, never zero;
 - not the argmaxes: a vote throws away how sure each member is (and ties among few members are frequent).
 
 Members come from independent runs (``Recipe.train_members``, one seed each: different initial weights and
