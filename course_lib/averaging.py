@@ -55,9 +55,13 @@ def check_decay(decay):
     require(is_real(decay) and 0 <= decay < 1, "decay", "in [0, 1)", decay)
 
 
+def _shape(array):
+    return tuple(array.shape) if hasattr(array, "shape") else np.shape(array)
+
+
 def _check_same_shape(average, weights):
-    require(tuple(np.shape(average)) == tuple(np.shape(weights)), "weights",
-            f"of the average's shape {tuple(np.shape(average))}", f"shape {tuple(np.shape(weights))}")
+    require(_shape(average) == _shape(weights), "weights", f"of the average's shape {_shape(average)}",
+            f"shape {_shape(weights)}")
 
 
 def exponential_update(average, weights, decay):
@@ -94,13 +98,17 @@ class _WeightAverage:
         self._model = copy.deepcopy(model)
         self._model.requires_grad_(False)
         self._model.eval()
+        self._kept_buffers = list(self._model.buffers())
+        self._source, self._source_parameters = None, []
         self.average = self._flat(model).clone()
         self.count = 1  # iterates averaged so far: x_0
         self._written = True
 
-    @staticmethod
-    def _flat(model):
-        return nn.utils.parameters_to_vector(model.parameters()).detach()
+    def _flat(self, model):
+        """The model's parameters as one vector (the parameter list is looked up once per model)."""
+        if model is not self._source:
+            self._source, self._source_parameters = model, list(model.parameters())
+        return torch.cat([parameter.detach().reshape(-1) for parameter in self._source_parameters])
 
     def __call__(self, model, step=None):
         self.update(model)
@@ -108,8 +116,9 @@ class _WeightAverage:
     @torch.no_grad()
     def update(self, model):
         self.average = self._combine(self.average, self._flat(model))
-        for kept, live in zip(self._model.buffers(), model.buffers(), strict=True):
-            kept.copy_(live)  # batch norm's running statistics: copied, not averaged (see the module's notes)
+        if self._kept_buffers:  # batch norm's running statistics: copied, not averaged (see the module's notes)
+            for kept, live in zip(self._kept_buffers, model.buffers(), strict=True):
+                kept.copy_(live)
         self.count += 1
         self._written = False
 
