@@ -31,6 +31,7 @@ in, torch tensors out. ``BatchNorm`` is a torch layer built on them, so that a n
 them (or with a learner's versions of them).
 """
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,7 @@ from . import training
 from .validation import is_integer, is_real, require
 
 __all__ = ["LABELS", "BatchNorm", "LearningRateSweep", "batchnorm_backward", "batchnorm_forward",
-           "learning_rate_sweep", "mlp", "normalised_across_batches"]
+           "learning_rate_sweep", "mlp", "normalised_across_batches", "outputs_in_training_mode"]
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum=0.1, epsilon=1e-5, training=True):
@@ -186,6 +187,20 @@ def mlp(sizes, seed=0, batch_norm=True, momentum=0.1, epsilon=1e-5):
 
 
 @torch.no_grad()
+def outputs_in_training_mode(model, inputs, batch_size):
+    """The classic bug, on a copy of ``model``: its outputs for ``inputs`` computed in TRAINING mode,
+    ``batch_size`` examples at a time, in order. Returns ``(outputs, copy)``.
+
+    Each batch is normalised with its own statistics, so an example's output depends on the rest of its batch;
+    and every batch also moves the copy's running averages towards the statistics of these inputs (the test
+    data, in the bug), which the model itself is spared here.
+    """
+    require(is_integer(batch_size, 1), "batch_size", "an integer >= 1", batch_size)
+    copy = deepcopy(model).train()
+    return torch.cat([copy(batch) for batch in inputs.split(batch_size)]), copy
+
+
+@torch.no_grad()
 def normalised_across_batches(x, batch_size, draws=300, example=0, seed=0):
     """Example ``example``'s batch-normalised values (gamma = 1, beta = 0) in ``draws`` random batches of
     ``batch_size`` examples drawn from ``x`` (N, D), always with that example in them: an array (draws, D).
@@ -201,13 +216,19 @@ def normalised_across_batches(x, batch_size, draws=300, example=0, seed=0):
     require(is_integer(draws, 2), "draws", "an integer >= 2", draws)
     generator = torch.Generator().manual_seed(seed)
     others = torch.cat([torch.arange(example), torch.arange(example + 1, len(x))])
-    ones, zeros = torch.ones(x.shape[1], dtype=x.dtype), torch.zeros(x.shape[1], dtype=x.dtype)
+    # The batch_size - 1 others of each draw: the positions of the largest of uniform random numbers, a
+    # uniformly random subset (without repetition) drawn for all the draws at once.
+    chosen = others[torch.rand(draws, len(others), generator=generator).topk(batch_size - 1, dim=1).indices]
+    members = torch.cat([torch.full((draws, 1), example), chosen], dim=1)  # example first in every batch
     values = []
-    for _ in range(draws):
-        chosen = others[torch.randperm(len(others), generator=generator)[: batch_size - 1]]
-        batch = x[torch.cat([torch.tensor([example]), chosen])]
-        values.append(batchnorm_forward(batch, ones, zeros, zeros, ones)[0][0])
-    return torch.stack(values).numpy()
+    for rows in members.split(max(1, 2**20 // (batch_size * x.shape[1]))):  # a few MB at a time
+        batches = x[rows]  # (draws, batch_size, D)
+        # One call normalises all these batches at once: side by side, each (draw, feature) pair is a feature.
+        side_by_side = batches.permute(1, 0, 2).reshape(batch_size, -1)
+        features = side_by_side.shape[1]
+        ones, zeros = torch.ones(features, dtype=x.dtype), torch.zeros(features, dtype=x.dtype)
+        values.append(batchnorm_forward(side_by_side, ones, zeros, zeros, ones)[0][0].reshape(len(rows), -1))
+    return torch.cat(values).numpy()
 
 
 LABELS = ("with batch norm", "without")
