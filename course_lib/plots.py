@@ -401,3 +401,66 @@ def _plain_log_ticks(ax, which):
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.set_minor_locator(NullLocator())
+
+
+# ---- Transfer learning (notebook 10) ---------------------------------------------------------------------------
+
+class TransferPicture(_SideBySide):
+    """Left: test accuracy against the training step for each regime at one number of labelled examples per
+    class (mean over seeds, the band from the worst to the best seed). Right: the whole table, final test
+    accuracy against the number of labelled examples per class, one line per regime (the same bands).
+
+    ``TransferPicture(table)`` takes a ``transfer.TransferTable``; ``update(count)`` shows that count.
+    """
+
+    def __init__(self, table, height=3.5, dpi=72):
+        self.table = table
+        self.curves_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.table_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.panels = (self.curves_panel, self.table_panel)
+        self.styles = {regime: (color, style, marker) for regime, color, style, marker in
+                       zip(table.regimes, OKABE_ITO, LINE_STYLES, "osD^", strict=False)}
+        steps = table.settings["steps"]
+        points = len(table.curves(table.regimes[0], table.counts[0])[0])
+        self.steps = np.linspace(steps / points, steps, points)
+        ax = self.curves_panel.ax
+        ax.set(xlim=(0, steps), ylim=(0, 1), xlabel="training step (Adam)", ylabel="test accuracy")
+        ax.grid(True, alpha=0.3)
+        self.title = ax.set_title("", fontsize=10, animated=True)
+        self.lines, self.bands = {}, {}
+        for regime, (color, style, marker) in self.styles.items():
+            (self.lines[regime],) = ax.plot([], [], style, marker=marker, ms=4, color=color, lw=2, label=regime,
+                                            animated=True)
+            for count in table.counts:  # made once: a slider move only shows one count's bands
+                curves = table.curves(regime, count)
+                self.bands[regime, count] = ax.fill_between(self.steps, curves.min(axis=0), curves.max(axis=0),
+                                                            color=color, alpha=0.15, lw=0, animated=True,
+                                                            visible=False)
+        ax.legend(loc="lower right", fontsize=8)
+        ax = self.table_panel.ax
+        counts = np.asarray(table.counts, dtype=float)
+        for regime, (color, style, marker) in self.styles.items():
+            finals = [table.accuracy(regime, count) for count in table.counts]
+            ax.plot(counts, [f.mean() for f in finals], style, marker=marker, color=color, lw=2, label=regime)
+            ax.fill_between(counts, [f.min() for f in finals], [f.max() for f in finals], color=color, alpha=0.15,
+                            lw=0)
+        ax.set(xscale="log", ylim=(0, 1), xlabel="labelled examples per class (N)",
+               ylabel=f"final test accuracy ({len(table.settings['seeds'])} seeds)")
+        ax.set_xticks(counts)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_title("the whole table", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        self.count_line = ax.axvline(counts[0], color="k", lw=1, alpha=0.5, animated=True)
+
+    def update(self, count):
+        self.curves_panel.show("static", lambda: None)
+        self.table_panel.show("static", lambda: None)
+        for (_, band_count), band in self.bands.items():
+            band.set_visible(band_count == count)
+        for regime in self.styles:
+            self.lines[regime].set_data(self.steps, self.table.curves(regime, count).mean(axis=0))
+        self.title.set_text(f"N = {count} labelled examples per class")
+        self.count_line.set_xdata([count, count])
+        return self

@@ -419,3 +419,33 @@ def batch_noise(inputs, batch_size=16, position=20):
 def learning_rate_sweep(sweep, learning_rate=None):
     """Build and return a ``LearningRateExplorer`` of ``sweep`` (see there); the notebook displays it."""
     return LearningRateExplorer(sweep, learning_rate)
+
+
+# ---- Transfer learning (notebook 10) ---------------------------------------------------------------------------
+
+class TransferExplorer(_PictureWidget):
+    """A ``transfer.TransferTable`` under a slider for the number of labelled examples per class: each regime's
+    test accuracy during training at that number, beside the whole table."""
+
+    def __init__(self, table, count=None):
+        from .plots import TransferPicture
+
+        self.table = table
+        self.picture = TransferPicture(table)
+        count = table.counts[0] if count is None else count
+        self.controls = {"count": _selection_slider("labelled examples per class N", table.counts, count)}
+        self._assemble()
+
+    def refresh(self):
+        count = self.controls["count"].value
+        self.picture.update(count)
+        self.image.value = self.picture.png()
+        means = sorted(((self.table.mean(regime, count), regime) for regime in self.table.regimes), reverse=True)
+        self.summary.value = (f"N = {count} labelled examples per class, final test accuracy (mean of "
+                              f"{len(self.table.settings['seeds'])} seeds), best first: "
+                              + "; ".join(f"{regime} {mean:.2f}" for mean, regime in means) + ".")
+
+
+def transfer_table(table, count=None):
+    """Build and return a ``TransferExplorer`` of ``table`` (see there); the notebook displays it."""
+    return TransferExplorer(table, count)
