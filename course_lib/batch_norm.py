@@ -221,7 +221,7 @@ def normalised_across_batches(x, batch_size, draws=300, example=0, seed=0):
     chosen = others[torch.rand(draws, len(others), generator=generator).topk(batch_size - 1, dim=1).indices]
     members = torch.cat([torch.full((draws, 1), example), chosen], dim=1)  # example first in every batch
     values = []
-    for rows in members.split(max(1, 2**20 // (batch_size * x.shape[1]))):  # a few MB at a time
+    for rows in members.split(max(1, 2**18 // (batch_size * x.shape[1]))):  # ~2 MB of batches at a time
         batches = x[rows]  # (draws, batch_size, D)
         # One call normalises all these batches at once: side by side, each (draw, feature) pair is a feature.
         side_by_side = batches.permute(1, 0, 2).reshape(batch_size, -1)
