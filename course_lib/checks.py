@@ -17,11 +17,24 @@ so nbgrader scores the cell 0) whose message is the diagnosis; in a notebook it 
 ``your_rule(fn)`` gives a widget the learner's function once its exercise passes, and a message until then.
 """
 
+import threading
 import warnings
 
 import numpy as np
+import torch
 
-from course_lib import harness, landscapes, measure, optim, second_order, theory
+from course_lib import (
+    batch_norm,
+    data,
+    harness,
+    landscapes,
+    measure,
+    optim,
+    second_order,
+    theory,
+    training,
+    transfer,
+)
 from course_lib.exercises import EXERCISES
 from course_lib.trajectories import run
 
@@ -30,10 +43,12 @@ __all__ = [
     "ExerciseError",
     "NotReady",
     "YourFunction",
+    "adapt_with_your_freeze",
     "check",
     "judge",
     "lbfgs_with_your_two_loop",
     "predict_and_measure",
+    "train_with_your_batch_norm",
     "your_rule",
 ]
 
@@ -52,9 +67,7 @@ def check(name, candidate, suite="visible", quiet=False):
     if not callable(candidate):
         raise ExerciseError(f"{heading}: expected a function, got {type(candidate).__name__}")
     cases = exercise.cases(suite)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a learner's NaN or a numpy-on-tensor call: the verdict says it
-        results = harness.run_all(candidate, cases)
+    results = _run(candidate, cases)
     verdict = judge(exercise, cases, results)
     if verdict is not None:
         raise ExerciseError(f"{heading}: {verdict}")
@@ -78,6 +91,10 @@ def judge(exercise, cases, results, setup=()):
         for index, call in enumerate(spec["calls"]):
             if index in first_event:
                 event = {**first_event[index], "earlier_first_steps": started.get(spec["backend"], 0)}
+                if event["what"] == "raised" and event.get("type") != "NotImplementedError":
+                    explanation = _matching_bug(exercise, cases, results, expected)
+                    if explanation is not None:  # a likely bug that raises just where the learner's code does
+                        return explanation
                 return _describe_event(exercise, spec, call, event)
             if call.get("step") == 1:
                 started[spec["backend"]] = started.get(spec["backend"], 0) + 1
@@ -104,14 +121,18 @@ def _describe_setup(exercise, event):
 
 def _describe_event(exercise, spec, call, event):
     where, what = call["where"], event["what"]
+    if "output" in event and spec["kind"] != "rule":
+        event = {**event, "output": _result_label(exercise, f"{event['call']}.{event['output']}")}
     if what == "raised":
         return _describe_raise(exercise, spec, call, event)
     if what == "modified":
         return _describe_modification(exercise, where, str(event.get("argument")))
     if what == "returned":
+        if "expected" in event:
+            return f"{where} your function returned {event.get('got')}; it must return {event['expected']}."
         return f"{where} returned {event.get('got')}; a rule returns the pair (next_x, config)."
     if what == "type":
-        tensors = "" if spec["backend"] != "torch" else (
+        tensors = "" if spec["backend"] != "torch" or spec["kind"] == "model" else (
             " (a torch Tensor in must give a torch Tensor out: np.zeros_like(x) and other numpy functions turn "
             "tensors into numpy arrays; 0 * x and ** 0.5 keep the type)")
         return (f"{where} returned {event.get('got')} as {event.get('output')}; {event.get('expected')} was "
@@ -129,7 +150,8 @@ def _describe_raise(exercise, spec, call, event):
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
     message = str(event.get("message", ""))
-    raised = f"{call['where']} your function raised {event.get('type')}: {message.rstrip('.')}"
+    doing = event.get("during", "your function")
+    raised = f"{call['where']} {doing} raised {event.get('type')}: {message.rstrip('.')}"
     rule = spec["kind"] == "rule"
     if rule and "none" in call["config"] and "NoneType" in message:
         return (f"{raised}. A rule is first called as rule(x, dx), with no config at all (the contract): "
@@ -138,7 +160,7 @@ def _describe_raise(exercise, spec, call, event):
         return (f"{raised}. It ran the first step of an earlier run but not of this new one: state left over "
                 "from an earlier run (a global variable, a default argument, an attribute of the function) "
                 "reaches it. Keep every piece of state in config: a new run starts with none.")
-    if spec["backend"] == "torch":
+    if spec["backend"] == "torch" and spec["kind"] != "model":
         return (f"{raised}. The same function must work on torch tensors (RuleOptimizer and the hidden tests "
                 "pass tensors): numpy-only calls such as x.copy() or np.zeros_like(x) fail or return numpy "
                 "arrays; 0 * x, x * 1 and ** 0.5 work on both.")
@@ -161,10 +183,21 @@ def _describe_modification(exercise, where, argument):
 
 # ---- comparing numbers ----------------------------------------------------------------------------------------
 
-def _reference_results(exercise, cases):
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+_ONE_RUN_AT_A_TIME = threading.Lock()
+
+
+def _run(candidate, cases):
+    """harness.run_all on one torch thread (the cases are small: more threads only add their start-up costs),
+    with warnings silenced (a learner's NaN or a numpy call on a tensor: the verdict says what went wrong). One
+    run at a time in a process: the model kind seeds torch's random generator, which is the whole process's, and
+    the grader judges several exercises at once in threads."""
+    with _ONE_RUN_AT_A_TIME, training.single_thread(), np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return harness.run_all(exercise.reference, cases)
+        return harness.run_all(candidate, cases)
+
+
+def _reference_results(exercise, cases):
+    return _run(exercise.reference, cases)
 
 
 def _keys_of_call(reference_outputs, index):
@@ -187,17 +220,29 @@ def _differing(reference_outputs, outputs, index, exercise):
             if not _close(outputs.get(key), reference_outputs[key], exercise)]
 
 
+def _matching_bug(exercise, cases, results, expected):
+    """The explanation of the first likely bug that does what the learner's answer does on every call of every
+    case: the same numbers wherever the reference returns some, and an exception of the same type wherever the
+    learner's code raised one. None if no bug we know of does."""
+    for variant, explanation in exercise.likely_bugs:
+        variant_results = _run(variant, cases)
+        if all(_raised(events) == _raised(variant_events)
+               and all(_close(outputs.get(key), variant_outputs.get(key), exercise) for key in reference)
+               for (outputs, events), (variant_outputs, variant_events), (reference, _)
+               in zip(results, variant_results, expected, strict=True)):
+            return explanation
+    return None
+
+
+def _raised(events):
+    return {(event["call"], event.get("type")) for event in events if event["what"] == "raised"}
+
+
 def _describe_difference(exercise, cases, results, expected, number, index):
     """The learner's value differs from the reference's at call ``index`` of case ``number``: say why."""
-    for variant, explanation in exercise.likely_bugs:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            variant_results = harness.run_all(variant, cases)
-        if all(_close(outputs.get(key), variant_outputs.get(key), exercise)
-               for (outputs, _), (variant_outputs, _), (reference, _) in zip(results, variant_results, expected,
-                                                                             strict=True)
-               for key in reference):
-            return explanation
+    explanation = _matching_bug(exercise, cases, results, expected)
+    if explanation is not None:
+        return explanation
     spec = cases[number][0]
     call = spec["calls"][index]
     differing = _differing(expected[number][0], results[number][0], index, exercise)
@@ -210,7 +255,8 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         ours, theirs = outputs.get(key), reference[key]
         if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
                 and not np.isnan(theirs).any():
-            return (f"{call['where']} NaN appeared in {_output_name(key)} (the reference's is finite): a "
+            name = _output_name(key) if spec["kind"] == "rule" else _result_label(exercise, key)
+            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a "
                     "division by zero, or the square root of a negative number?")
     total = sum(bool(_differing(reference_outputs, case_outputs, i, exercise))
                 for (case_outputs, _), (reference_outputs, _), case in zip(results, expected, cases, strict=True)
@@ -227,13 +273,75 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         key = differing[0]
         return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
                 f"{_show(reference[key])}{tally}.")
+    if spec["kind"] == "model":
+        return _describe_model_difference(exercise, call["where"], differing, outputs, reference, tally)
     key = differing[0]
     ours = outputs.get(key)
-    label = "next_x" if spec["kind"] == "rule" else "your result"
+    label = "next_x" if spec["kind"] == "rule" else _result_label(exercise, key)
     if ours is None:
         return f"{call['where']} {label} is missing, expected {_show(reference[key])}{tally}."
+    if np.shape(ours) != np.shape(reference[key]):
+        return (f"{call['where']} {label} has shape {np.shape(ours)}, expected {np.shape(reference[key])}: the "
+                f"wrong shape{tally}.")
     return (f"{call['where']} {label} is {_show(ours)}, expected {_show(reference[key])} (largest difference "
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
+
+
+# what a model-kind output is (course_lib.harness): the parts of what a function returns that a message names
+# first come first
+_MODEL_OUTPUTS = ("others", "includes", "requires_grad", "training", "state", "outputs")
+_MODEL_FLAGS = {"includes": ("{label} include {names}, which should not be there", "{label} leave out {names}"),
+                "requires_grad": ("in {label}, {names} require gradients, expected them frozen",
+                                  "in {label}, {names} do not require gradients, expected them to"),
+                "training": ("in {label}, the layers {names} are in training mode, expected eval mode",
+                             "in {label}, the layers {names} are in eval mode, expected training mode")}
+
+
+def _describe_model_difference(exercise, where, differing, outputs, reference, tally):
+    """What differs in the models (and parameter lists) a function returned: outputs named
+    ``<i>.<result>:<what>:<name>``, e.g. ``0.result0:requires_grad:body.1.weight``."""
+    parsed = [(key, *_output_name(key).split(":", 2)) for key in differing]
+    missing = list(dict.fromkeys(name for key, _, what, name in parsed
+                                 if outputs.get(key) is None and what in ("state", "requires_grad", "includes")))
+    if missing:
+        return (f"{where} the model you return has no {_names(missing)}, which the reference's has (a layer "
+                f"missing, or built differently?){tally}.")
+    key, result, what, name = min(parsed, key=lambda item: _MODEL_OUTPUTS.index(item[2]))
+    label = _result_label(exercise, f"0.{result}")
+    ours, theirs = outputs.get(key), reference[key]
+    if what == "others":
+        return (f"{where} {int(ours)} of the tensors in {label} are not parameters of the model you return "
+                f"(copies, or another model's?): an optimizer must be given the model's own parameters{tally}.")
+    if what in _MODEL_FLAGS:
+        same = [(k, n) for k, _, w, n in parsed if w == what and outputs.get(k) is not None]
+        raised = [n for k, n in same if outputs[k] > reference[k]]
+        lowered = [n for k, n in same if outputs[k] < reference[k]]
+        too_many, too_few = _MODEL_FLAGS[what]
+        parts = [template.format(label=label, names=_names(names))
+                 for template, names in ((too_many, raised), (too_few, lowered)) if names]
+        return f"{where} {'; '.join(parts)}{tally}."
+    if what == "outputs":
+        shown = f"what {label} computes on the case's inputs"
+    else:
+        shown = f"{name} in {label}"
+    if np.shape(ours) != np.shape(theirs):
+        return f"{where} {shown} has shape {np.shape(ours)}, expected {np.shape(theirs)}{tally}."
+    return (f"{where} {shown} is {_show(np.ravel(ours))}, expected {_show(np.ravel(theirs))} (flattened; largest "
+            f"difference {_largest_difference(ours, theirs):.3g}){tally}.")
+
+
+def _names(names, shown=4):
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
+
+
+def _result_label(exercise, key):
+    """How a message names a function's output: by the exercise's name for it (``results``), or "your result"."""
+    name = _output_name(key).split(":", 1)[0]
+    position = name.removeprefix("result")
+    if exercise.results and (position == "" or position.isdigit()) and int(position or 0) < len(exercise.results):
+        return exercise.results[int(position or 0)]
+    return "your result" if position == "" else f"your result [{position}]"
 
 
 def _describe_state_outside_config(exercise, cases, results, expected):
@@ -381,3 +489,40 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
         distance = np.linalg.norm(result.final - valley.global_minimum)
         print(f"L-BFGS with {label:23s}: {result.iterations} steps, {result.evaluations} gradient "
               f"evaluations, distance to the minimum {distance:.1e}")
+
+
+def train_with_your_batch_norm(batchnorm_forward, batchnorm_backward, epochs=3, learning_rate=0.1):
+    """Once Exercises 9.1 and 9.2 pass: notebook 09's network (40 -> 4 x 128 -> 10) trained on MNIST-1D with the
+    learner's two functions in its batch-norm layers, beside the same network with torch.nn.BatchNorm1d
+    (course_lib.batch_norm.beside_torch: same initial weights, same batches, float64)."""
+    if not (_passes("batchnorm_forward", batchnorm_forward) and _passes("batchnorm_backward", batchnorm_backward)):
+        return
+    mnist1d = data.mnist1d()
+    runs = batch_norm.beside_torch(batchnorm_forward, batchnorm_backward, mnist1d, epochs=epochs,
+                                   learning_rate=learning_rate)
+    for label, name in (("yours", "your batchnorm_forward and batchnorm_backward"),
+                        ("torch", "torch.nn.BatchNorm1d")):
+        print(f"{name:46s}: test accuracy {runs[label][1].test_accuracy[-1]:.3f} after {epochs} epochs of SGD "
+              f"at rate {learning_rate:g}")
+    with torch.no_grad():
+        inputs = mnist1d.x_test.double()
+        difference = (runs["yours"][0](inputs) - runs["torch"][0](inputs)).abs().max().item()
+    print(f"the two trained networks' test outputs agree to 1e-8: {difference < 1e-8}")
+
+
+def adapt_with_your_freeze(freeze_body_and_replace_head, count=10, seed=0):
+    """Once Exercise 10.1 passes: the regime "frozen body + new head" of notebook 10 run with the learner's
+    function (course_lib.transfer.adapt) on ``count`` labelled examples per class, beside the shipped table's run
+    of the same setting (made with the reference)."""
+    if not _passes("freeze_body_and_replace_head", freeze_body_and_replace_head):
+        return
+    pretrained = transfer.pretrained_cnn()
+    labelled = data.mnist1d().classes_only(transfer.TARGET_CLASSES).per_class(count, seed)
+    regime = "frozen body + new head"
+    model, history = transfer.adapt(pretrained, labelled, regime, seed=seed, freeze=freeze_body_and_replace_head)
+    body_kept = all(torch.equal(a, b) for a, b in zip(model.body.state_dict().values(),
+                                                       pretrained.body.state_dict().values(), strict=True))
+    print(f"{regime}, N = {count} per class, with your function: test accuracy {history.test_accuracy[-1]:.3f} "
+          f"(the shipped table's run: {transfer.shipped_table().run(regime, count, seed):.3f})")
+    print(f"after {len(history.step_loss)} steps of Adam the body's weights and batch-norm statistics are the "
+          f"pretrained ones: {body_kept}")

@@ -12,11 +12,13 @@ The cases are built from fixed seeds, so every run of a suite is the same; the r
 """
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from course_lib import optim, schedules, second_order, theory
+from course_lib import batch_norm, optim, schedules, second_order, theory, transfer
 from course_lib.bugs import LIKELY_BUGS
 
 __all__ = ["EXERCISES", "Exercise"]
@@ -28,13 +30,14 @@ class Exercise:
 
     name: str
     number: str  # as the notebooks number it, e.g. "3.2"
-    kind: str  # "rule" or "function": how course_lib.harness calls it
+    kind: str  # "rule", "function" or "model": how course_lib.harness calls it
     reference: object
     build_cases: object  # suite name -> list of cases
     arguments: tuple = ()  # the argument names, to say which one a learner changed in place
     rtol: float = 1e-8
     atol: float = 1e-10
     hints: dict = field(default_factory=dict)  # argument name -> what to do instead of changing it in place
+    results: tuple = ()  # the names of the values a function returns as a tuple, for the messages
 
     @property
     def likely_bugs(self):
@@ -188,6 +191,173 @@ def _two_loop_case(backend, dimensions, max_history, seed):
     return function_case(backend, calls, arrays, returns="array")
 
 
+# ---- batch norm's forward and backward passes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch-norm setting: x of shape (n, d) around ``offset`` with spread ``spread``; ``constant``: a feature
+    that is constant over the batch (a power of 2, so its mean is exact and x - mean is exactly 0)."""
+
+    n: int
+    d: int
+    epsilon: float
+    momentum: float
+    spread: float = 3.0
+    offset: float = 2.0
+    constant: int | None = None
+
+    def arrays(self, rng, key):
+        x = self.offset + self.spread * rng.standard_normal((self.n, self.d))
+        if self.constant is not None:
+            x[:, self.constant] = 1.5
+        return {f"x {key}": x, f"gamma {key}": rng.uniform(0.5, 2.0, self.d),
+                f"beta {key}": rng.standard_normal(self.d), f"running_mean {key}": rng.standard_normal(self.d),
+                f"running_var {key}": rng.uniform(0.5, 2.0, self.d),
+                f"dout {key}": rng.standard_normal((self.n, self.d))}
+
+    def describe(self):
+        notes = [f"x of shape ({self.n}, {self.d})"]
+        if self.spread < 1:
+            notes.append(f"features of small variance (spread {self.spread:g})")
+        if abs(self.offset) >= 100:
+            notes.append(f"x around {self.offset:g}")
+        if self.constant is not None:
+            notes.append(f"feature {self.constant} constant over the batch")
+        return ", ".join(notes)
+
+
+def _forward_case(batches, seed, modes=("training", "test")):
+    """batchnorm_forward in the given modes on each batch, numpy."""
+    rng = np.random.default_rng(seed)
+    arrays, calls = {}, []
+    for key, batch in enumerate(batches):
+        arrays.update(batch.arrays(rng, key))
+        names = [{"array": f"{name} {key}"} for name in ("x", "gamma", "beta", "running_mean", "running_var")]
+        for mode in modes:
+            where = (f"in {mode} mode, {batch.describe()}, momentum={batch.momentum:g}, "
+                     f"epsilon={batch.epsilon:g}")
+            calls.append(([*names, {"number": batch.momentum}, {"number": batch.epsilon},
+                           {"boolean": mode == "training"}], where))
+    return function_case("numpy", calls, arrays, returns="array")
+
+
+def _backward_case(batches, seed):
+    rng = np.random.default_rng(seed)
+    arrays, calls = {}, []
+    for key, batch in enumerate(batches):
+        arrays.update(batch.arrays(rng, key))
+        calls.append(([{"array": f"dout {key}"}, {"array": f"x {key}"}, {"array": f"gamma {key}"},
+                       {"number": batch.epsilon}], f"with {batch.describe()}, epsilon={batch.epsilon:g}"))
+    return function_case("numpy", calls, arrays, returns="array")
+
+
+# The visible batches: a typical one, and one with a large epsilon against features of small variance, where the
+# epsilon mistakes change the results by far more than rounding (with epsilon = 1e-5, by ~1e-5 only). N != D
+# everywhere, so that a sum over the wrong axis cannot have the right shape.
+_BATCHES = (_Batch(16, 5, 1e-5, 0.1), _Batch(4, 7, 0.5, 0.3, spread=0.5))
+_MORE_BATCHES = (_Batch(2, 3, 1e-3, 0.9), _Batch(64, 1, 1e-5, 0.0, spread=1.0, offset=1000.0),
+                 _Batch(8, 4, 1e-5, 1.0, constant=2), _Batch(3, 8, 0.1, 0.5))
+_ONE_EXAMPLE = _Batch(1, 6, 1e-5, 0.1)  # test mode only: one example predicted on its own
+
+
+_BATCH_NORM_HINTS = {
+    "running_mean": "return a new array instead, new_running_mean = (1 - momentum) * running_mean + momentum * "
+                    "mean; the layer that calls the function decides when to store it.",
+    "running_var": "return a new array instead, new_running_var = (1 - momentum) * running_var + momentum * "
+                   "unbiased_variance; the layer that calls the function decides when to store it.",
+}
+
+# ---- functions of small torch models ----------------------------------------------------------------------------
+
+# torch.nn layers the cases use -> the attributes that hold their constructor's arguments
+_LAYERS = {"Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding"),
+           "Linear": ("in_features", "out_features"), "BatchNorm1d": ("num_features", "eps", "momentum"),
+           "ReLU": (), "Dropout": ("p",), "Flatten": ("start_dim", "end_dim"),
+           "Unflatten": ("dim", "unflattened_size"), "AdaptiveAvgPool1d": ("output_size",)}
+
+
+def model_tree(model):
+    """The harness's description of ``model`` (see course_lib.harness, kind "model"): a layer of ``_LAYERS``, or
+    a container of named children whose forward applies them in order (nn.Sequential; transfer.SmallCNN,
+    head(body(x)))."""
+    kind = type(model).__name__
+    if kind in _LAYERS:
+        arguments = {name: getattr(model, name) for name in _LAYERS[kind]}
+        if kind in ("Conv1d", "Linear"):
+            arguments["bias"] = model.bias is not None
+        return {"module": kind, "kwargs": arguments}
+    return {"module": "Sequential",
+            "children": [[name, model_tree(child)] for name, child in model.named_children()]}
+
+
+def model_arrays(name, model):
+    """The arrays the harness loads ``model``'s state_dict from."""
+    return {f"{name} {key}": value.detach().double().numpy() for key, value in model.state_dict().items()}
+
+
+def model_case(models, calls, arrays, returns):
+    """A case for a function of models: ``models`` maps a name to (model, "train" or "eval"); ``calls`` is a list
+    of (arguments, where, extra): arguments as in course_lib.harness, extra the call's "inputs" and "seed"."""
+    for name, (model, _) in models.items():
+        arrays = {**arrays, **model_arrays(name, model)}
+    spec = {"kind": "model", "backend": "torch", "returns": list(returns),
+            "models": {name: {"tree": model_tree(model), "mode": mode} for name, (model, mode) in models.items()},
+            "calls": [{"args": list(arguments), "where": where, **extra} for arguments, where, extra in calls]}
+    return spec, arrays
+
+
+def _mlp_with_dropout(seed):
+    """A small network of the same shape as the pretrained CNN (a body, then a linear head) with batch norm and
+    dropout in its body, its running averages moved away from their initial values."""
+    torch.manual_seed(seed)
+    body = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                               torch.nn.Dropout(0.3), torch.nn.Linear(8, 8), torch.nn.ReLU())
+    model = torch.nn.Sequential(OrderedDict(body=body, head=torch.nn.Linear(8, 3)))
+    with torch.no_grad():
+        model.train()(torch.randn(16, 6) * 2 + 1)  # one batch moves the running averages
+    return model
+
+
+def _freeze_case(more):
+    """Exercise 10.1's cases: the pretrained CNN handed over in training mode and in eval mode; with ``more``, a
+    small network with dropout (mode-dependent layers everywhere) and other class counts and seeds. Building
+    them leaves torch's random generator as it was (a check must not reseed the learner's notebook)."""
+    with torch.random.fork_rng(devices=[]):
+        return _freeze_cases(more)
+
+
+def _freeze_cases(more):
+    rng = np.random.default_rng(100 + more)
+    pretrained = transfer.pretrained_cnn()
+    arrays = {"signals": rng.standard_normal((12, 40))}
+    described = {"CNN": "the pretrained CNN (Conv1d-BatchNorm1d-ReLU body, head Linear(32, 5))",
+                 "MLP": "a network with dropout (Linear-BatchNorm1d-ReLU-Dropout-Linear-ReLU body, head "
+                        "Linear(8, 3))"}
+
+    def call(model, mode, num_classes, seed, harness_seed):
+        name = model if mode == "train" else f"{model} in eval mode"
+        where = (f"for {described[model]}, handed over in {'training' if mode == 'train' else 'eval'} mode, "
+                 f"num_classes={num_classes}, seed={seed}")
+        inputs = "signals" if model == "CNN" else "features"
+        return ([{"model": name}, {"integer": num_classes}, {"integer": seed}], where,
+                {"inputs": inputs, "seed": harness_seed})
+
+    if not more:
+        models = {"CNN": (pretrained, "train"), "CNN in eval mode": (pretrained, "eval")}
+        calls = [call("CNN", "train", 5, 3, 10), call("CNN", "eval", 3, 0, 11)]
+    else:
+        models = {"CNN": (pretrained, "train"), "MLP": (_mlp_with_dropout(5), "train"),
+                  "MLP in eval mode": (_mlp_with_dropout(6), "eval")}
+        arrays["features"] = rng.standard_normal((10, 6))
+        calls = [call("MLP", "train", 2, 7, 12), call("MLP", "eval", 4, 1, 13), call("CNN", "train", 10, 12, 14)]
+    return [model_case(models, calls, arrays, ("model", "parameters"))]
+
+
+_FREEZE_HINTS = {
+    "model": "it is the caller's model (the pretrained network, which the notebook uses again): change a copy, "
+             "model = copy.deepcopy(model), as the exercise's first line does.",
+}
+
 _TWO_LOOP_HINTS = {
     "gradient": "q = gradient, then q -= ...: both names are the same array. Write q = q - alpha * y, which "
                 "builds a new array.",
@@ -228,4 +398,17 @@ EXERCISES = {exercise.name: exercise for exercise in (
                                        _two_loop_case("numpy", (2, 12), 10, 52),
                                        _two_loop_case("torch", (3,), 2, 53)]),
              ("gradient", "s_history", "y_history"), hints=_TWO_LOOP_HINTS),
+    Exercise("batchnorm_forward", "9.1", "function", batch_norm.batchnorm_forward,
+             visible_and_more(lambda: [_forward_case(_BATCHES, 90)],
+                              lambda: [_forward_case(_MORE_BATCHES, 91),
+                                       _forward_case((_ONE_EXAMPLE,), 92, modes=("test",))]),
+             ("x", "gamma", "beta", "running_mean", "running_var", "momentum", "epsilon", "training"),
+             hints=_BATCH_NORM_HINTS, results=("out", "new_running_mean", "new_running_var")),
+    Exercise("batchnorm_backward", "9.2", "function", batch_norm.batchnorm_backward,
+             visible_and_more(lambda: [_backward_case(_BATCHES, 93)], lambda: [_backward_case(_MORE_BATCHES, 94)]),
+             ("dout", "x", "gamma", "epsilon"), results=("dx", "dgamma", "dbeta")),
+    Exercise("freeze_body_and_replace_head", "10.1", "model", transfer.freeze_body_and_replace_head,
+             visible_and_more(lambda: _freeze_case(False), lambda: _freeze_case(True)),
+             ("model", "num_classes", "seed"), rtol=1e-6, atol=1e-7, hints=_FREEZE_HINTS,
+             results=("the model", "the parameters to train")),
 )}

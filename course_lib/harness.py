@@ -23,9 +23,30 @@ Kinds of case (``spec["kind"]``):
   checkpoint). ``spec["state"]`` names the config entries to read back after every call. A run whose call
   raised stops there.
 - ``"function"``: ``result = function(*arguments)`` for each entry of ``spec["calls"]``, whose ``"args"`` are
-  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}`` or ``{"integer": v}``.
-  The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"`` (``"<i>.result<j>"``
-  for the j-th of a tuple or list).
+  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}``, ``{"integer": v}`` or
+  ``{"boolean": v}``. The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"``
+  (``"<i>.result<j>"`` for the j-th of a tuple or list).
+
+- ``"model"``: a function of small torch models, ``result = function(*arguments)``. Besides the arguments of
+  ``"function"``, an argument may be ``{"model": name}`` or ``{"models": [names]}``: a new model built for the call
+  from ``spec["models"][name]`` = ``{"tree": ..., "mode": "train" or "eval"}``, whose tree is a torch.nn layer
+  ``{"module": "Conv1d", "args": [...], "kwargs": {...}}`` (JSON lists become tuples) or ``{"module":
+  "Sequential", "children": [[child name, tree], ...]}`` (its children are attributes: ``model.body``), and whose
+  state_dict comes from the arrays ``"<name> <key>"``. ``spec["returns"]`` says what the function returns,
+  e.g. ``["model", "parameters"]`` (a tuple of two) or ``["array"]``; each value becomes outputs named
+  ``"<i>.<result>:<what>:<name>"`` (``<result>`` as for "function"):
+
+  - a ``"model"``: ``state:<key>`` every entry of its state_dict; ``requires_grad:<parameter>`` (1 or 0);
+    ``training:<layer>`` the mode of every layer without sublayers (containers' flags change nothing); and, if
+    the call names ``"inputs"``, ``outputs:`` what a float64 copy of it computes on them, in its own modes;
+  - ``"parameters"`` (what an optimizer is given: any iterable of tensors): ``includes:<parameter>`` (1 or 0)
+    for every parameter of the first model returned, and ``others:`` how many of the tensors are none of them;
+  - an ``"array"``: as for "function".
+
+  A model argument whose state, requires_grad flags, modes or layers changed during the call is an argument
+  changed in place. Each call runs with torch's random generator seeded (``call["seed"]``, default 0) and put
+  back afterwards: randomness the function forgot to seed (a new layer's initial weights, dropout in a layer
+  left in training mode) gives the same, wrong, numbers on every run.
 
 ``spec["backend"]`` is ``"numpy"`` or ``"torch"``: with torch, every array is handed over as a float64 tensor
 and a tensor must come back.
@@ -50,7 +71,7 @@ MESSAGE_LIMIT = 300  # characters kept of an exception's message
 def run(candidate, case):
     """Call ``candidate`` as ``case`` says; return (outputs, events)."""
     spec, arrays = case
-    calls = {"rule": _run_rule, "function": _run_function}[spec["kind"]]
+    calls = {"rule": _run_rule, "function": _run_function, "model": _run_model}[spec["kind"]]
     return calls(candidate, spec, arrays, _backend(spec))
 
 
@@ -153,6 +174,8 @@ def _argument(argument, arrays, backend):
         return [backend.array(arrays[name]) for name in argument["arrays"]]
     if "integer" in argument:
         return int(argument["integer"])
+    if "boolean" in argument:
+        return bool(argument["boolean"])
     return float(argument["number"])
 
 
@@ -169,6 +192,163 @@ def _argument_unchanged(argument, snapshot):
             return False
         return all(_unchanged(item, copied) for item, copied in zip(argument, copies, strict=True))
     return snapshot is None or _unchanged(argument, snapshot)
+
+
+# ---- functions of small torch models ---------------------------------------------------------------------
+
+def _run_model(function, spec, arrays, backend):
+    import torch
+
+    outputs, events = {}, []
+    for index, call in enumerate(spec["calls"]):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(call.get("seed", 0))
+            _model_call(function, index, call, spec, arrays, backend, outputs, events)
+    return outputs, events
+
+
+def _model_call(function, index, call, spec, arrays, backend, outputs, events):
+    arguments = [_model_argument(argument, spec, arrays, backend) for argument in call["args"]]
+    before = [_model_snapshot(argument) for argument in arguments]
+    try:
+        result = function(*arguments)
+    except BaseException as error:
+        events.append(_raised(index, error))
+        return
+    for position, (argument, snapshot) in enumerate(zip(arguments, before, strict=True)):
+        if not _model_unchanged(argument, snapshot):
+            events.append({"call": index, "what": "modified", "argument": f"argument {position + 1}"})
+    returns = spec["returns"]
+    results = (result,) if len(returns) == 1 else result
+    if len(returns) > 1 and not (isinstance(results, tuple | list) and len(results) == len(returns)):
+        events.append({"call": index, "what": "returned", "got": _describe(result),
+                       "expected": f"a tuple of {len(returns)}: ({', '.join(returns)})"})
+        return
+    import torch
+
+    model = next((value for value, kind in zip(results, returns, strict=True)
+                  if kind == "model" and isinstance(value, torch.nn.Module)), None)
+    for number, (value, kind) in enumerate(zip(results, returns, strict=True)):
+        name = "result" if len(returns) == 1 else f"result{number}"
+        if kind == "model":
+            _record_model(outputs, events, index, name, value, call, arrays)
+        elif kind == "parameters":
+            _record_parameters(outputs, events, index, name, value, model)
+        else:
+            _record(outputs, events, index, name, value, backend, None)
+
+
+def _model_argument(argument, spec, arrays, backend):
+    if "model" in argument:
+        return _build_model(argument["model"], spec["models"][argument["model"]], arrays)
+    if "models" in argument:
+        return [_build_model(name, spec["models"][name], arrays) for name in argument["models"]]
+    return _argument(argument, arrays, backend)
+
+
+def _build_model(name, description, arrays):
+    import torch
+
+    model = _layer(description["tree"])
+    state = {key: torch.as_tensor(np.asarray(arrays[f"{name} {key}"])).to(value.dtype)
+             for key, value in model.state_dict().items()}
+    model.load_state_dict(state)
+    return model.train(description.get("mode", "train") == "train")
+
+
+def _layer(tree):
+    from collections import OrderedDict
+
+    from torch import nn
+
+    kind = getattr(nn, tree["module"], None)
+    if not (isinstance(kind, type) and issubclass(kind, nn.Module)):
+        raise ValueError(f"{tree['module']!r} is not a torch.nn layer")
+    if tree["module"] == "Sequential":
+        return nn.Sequential(OrderedDict((child, _layer(subtree)) for child, subtree in tree["children"]))
+    return kind(*_tuples(tree.get("args", [])), **{key: _tuples(value) for key, value in
+                                                   tree.get("kwargs", {}).items()})
+
+
+def _tuples(value):
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+def _model_snapshot(argument):
+    """What a call must leave as it was: a model's state, requires_grad flags, modes and layers (a list of
+    models: each of them, and the list itself), or an array's values."""
+    import torch
+
+    if isinstance(argument, torch.nn.Module):
+        return ({key: value.detach().clone() for key, value in argument.state_dict().items()},
+                [(key, p.requires_grad) for key, p in argument.named_parameters()],
+                [(key, type(m).__name__, m.training) for key, m in argument.named_modules()])
+    if isinstance(argument, list) and all(isinstance(item, torch.nn.Module) for item in argument):
+        return [_model_snapshot(item) for item in argument], list(argument)
+    return _snapshot_argument(argument)
+
+
+def _model_unchanged(argument, snapshot):
+    import torch
+
+    if isinstance(argument, torch.nn.Module):
+        state, flags, layers = snapshot
+        now = argument.state_dict()
+        return (now.keys() == state.keys() and all(torch.equal(now[key], state[key]) for key in state)
+                and [(key, p.requires_grad) for key, p in argument.named_parameters()] == flags
+                and [(key, type(m).__name__, m.training) for key, m in argument.named_modules()] == layers)
+    if isinstance(argument, list) and all(isinstance(item, torch.nn.Module) for item in argument):
+        snapshots, items = snapshot
+        return (len(argument) == len(items) and all(a is b for a, b in zip(argument, items, strict=True))
+                and all(_model_unchanged(a, s) for a, s in zip(argument, snapshots, strict=True)))
+    return _argument_unchanged(argument, snapshot)
+
+
+def _record_model(outputs, events, index, name, value, call, arrays):
+    """A returned model as float arrays: its state, requires_grad flags, layers' modes, and outputs."""
+    import torch
+
+    if not isinstance(value, torch.nn.Module):
+        events.append({"call": index, "what": "type", "output": name, "got": _describe(value),
+                       "expected": "a torch model (an nn.Module)"})
+        return
+    prefix = f"{index}.{name}"
+    try:
+        for key, tensor in value.state_dict().items():
+            outputs[f"{prefix}:state:{key}"] = _as_float_array(tensor)
+        for key, parameter in value.named_parameters():
+            outputs[f"{prefix}:requires_grad:{key}"] = np.array(float(parameter.requires_grad))
+        for key, layer in value.named_modules():
+            if next(layer.children(), None) is None:
+                outputs[f"{prefix}:training:{key}"] = np.array(float(layer.training))
+        if "inputs" in call:
+            torch.manual_seed(call.get("seed", 0))
+            with torch.no_grad():
+                copied = copy.deepcopy(value).double()
+                result = copied(torch.as_tensor(np.asarray(arrays[call["inputs"]], dtype=float)))
+            outputs[f"{prefix}:outputs:"] = _as_float_array(result)
+    except BaseException as error:  # a learner's layer may raise anything, in its forward or when copied
+        events.append(_raised(index, error, during="running the model it returned"))
+
+
+def _record_parameters(outputs, events, index, name, value, model):
+    """What a function hands an optimizer: which parameters of the returned ``model`` are among them, and how
+    many of them are not its parameters."""
+    import torch
+
+    try:
+        listed = list(value)
+    except Exception:
+        listed = None
+    if listed is None or not all(isinstance(item, torch.Tensor) for item in listed):
+        events.append({"call": index, "what": "type", "output": name, "got": _describe(value),
+                       "expected": "a list of parameters (tensors), e.g. list(model.head.parameters())"})
+        return
+    owned = dict(model.named_parameters()) if model is not None else {}
+    for key, parameter in owned.items():
+        outputs[f"{index}.{name}:includes:{key}"] = np.array(float(any(item is parameter for item in listed)))
+    outputs[f"{index}.{name}:others:"] = np.array(float(sum(not any(item is parameter for parameter in
+                                                                     owned.values()) for item in listed)))
 
 
 # ---- turning values into float arrays -------------------------------------------------------------------

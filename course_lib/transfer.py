@@ -128,10 +128,12 @@ def _new_head(model, num_classes, seed):
 
 
 def adapt(pretrained, dataset, regime, steps=1000, learning_rate=1e-3, batch_size=50, seed=0,
-          evaluate_every=100):
+          evaluate_every=100, freeze=freeze_body_and_replace_head):
     """Train a network for ``dataset`` in one of the ``REGIMES``, with Adam for about ``steps`` steps of
     ``batch_size`` examples; returns ``(model, history)``, the History holding the test accuracy every
-    ``evaluate_every`` steps or so and at the end. ``pretrained`` (``pretrained_cnn()``) is not changed."""
+    ``evaluate_every`` steps or so and at the end. ``pretrained`` (``pretrained_cnn()``) is not changed.
+    ``freeze``: what makes the "frozen body + new head" regime's model and trainable parameters (another
+    function with the signature of ``freeze_body_and_replace_head``, a learner's)."""
     require(regime in REGIMES, "regime", f"one of {REGIMES}", regime)
     require(is_integer(steps, 1), "steps", "an integer >= 1", steps)
     require(is_real(learning_rate) and learning_rate > 0, "learning_rate", "a positive number", learning_rate)
@@ -140,7 +142,7 @@ def adapt(pretrained, dataset, regime, steps=1000, learning_rate=1e-3, batch_siz
         model = small_cnn(num_classes, seed)
         groups = [{"params": model.parameters()}]
     elif regime == "frozen body + new head":
-        model, trainable = freeze_body_and_replace_head(pretrained, num_classes, seed)
+        model, trainable = freeze(pretrained, num_classes, seed)
         groups = [{"params": trainable}]
     else:
         model = _new_head(pretrained, num_classes, seed)

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from grading_corpus import NB1, NB2, NB3, Answer, expected, find_cell, write_corpus
+from grading_corpus import NB1, NB2, NB3, NB9, NB10, Answer, expected, find_cell, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = ROOT / "instructor"
@@ -139,6 +139,19 @@ def test_feedback_shows_the_judges_message(graded):
     assert "not graded" in (graded.out / "feedback" / "malformed" / f"{NB2}.html").read_text()
     flood = graded.out / "feedback" / "attack_flood_output" / f"{NB3}.html"
     assert flood.stat().st_size < 200_000  # 50 MB printed, 64 KiB kept
+
+
+def test_feedback_names_the_likely_bug_of_notebooks_09_and_10(graded):
+    """The model kind and the function kind with tuples, through the sandbox: a right answer scores, a likely bug
+    and a structural mistake score 0 with the judge's words."""
+    for student, notebook, score, words in [
+            ("correct", NB9, "4 / 4", "passed the hidden tests"),
+            ("correct", NB10, "2 / 2", "passed the hidden tests"),
+            ("batch_norm_momentum_swapped", NB9, "2 / 4", "(CS231n&#x27;s and Keras&#x27; convention)"),
+            ("frozen_body_left_training", NB10, "0 / 2", "the body stays in training mode"),
+            ("frozen_in_place", NB10, "0 / 2", "your function changed its argument model in place")]:
+        page = (graded.out / "feedback" / student / f"{notebook}.html").read_text()
+        assert f"Score: <b>{score}</b>" in page and words in page, (student, notebook)
 
 
 def test_the_sandbox_saw_no_other_process(graded):
