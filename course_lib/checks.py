@@ -17,6 +17,7 @@ so nbgrader scores the cell 0) whose message is the diagnosis; in a notebook it 
 ``your_rule(fn)`` gives a widget the learner's function once its exercise passes, and a message until then.
 """
 
+import copy
 import threading
 import warnings
 
@@ -24,8 +25,10 @@ import numpy as np
 import torch
 
 from course_lib import (
+    averaging,
     batch_norm,
     data,
+    ensembles,
     harness,
     landscapes,
     measure,
@@ -45,6 +48,8 @@ __all__ = [
     "YourFunction",
     "adapt_with_your_freeze",
     "check",
+    "ema_with_your_update",
+    "ensemble_with_your_predict",
     "judge",
     "lbfgs_with_your_two_loop",
     "predict_and_measure",
@@ -81,6 +86,7 @@ def judge(exercise, cases, results, setup=()):
     or does not define the function)."""
     if setup:
         return _describe_setup(exercise, setup[0])
+    results = [(outputs, _not_tolerated(exercise, events)) for outputs, events in results]
     expected = _reference_results(exercise, cases)
     started = {}  # backend -> first steps of runs taken without trouble so far
     for number, (case, (outputs, events)) in enumerate(zip(cases, results, strict=True)):
@@ -90,17 +96,42 @@ def judge(exercise, cases, results, setup=()):
             first_event.setdefault(event["call"], event)
         for index, call in enumerate(spec["calls"]):
             if index in first_event:
+                unfinished = first_event[index].get("type") == "NotImplementedError"
+                explanation = None if unfinished else _likely_bug(exercise, cases, results, expected)
+                if explanation is not None:  # e.g. a variant that changes the same argument in place
+                    return explanation
                 event = {**first_event[index], "earlier_first_steps": started.get(spec["backend"], 0)}
-                if event["what"] == "raised" and event.get("type") != "NotImplementedError":
-                    explanation = _matching_bug(exercise, cases, results, expected)
-                    if explanation is not None:  # a likely bug that raises just where the learner's code does
-                        return explanation
                 return _describe_event(exercise, spec, call, event)
             if call.get("step") == 1:
                 started[spec["backend"]] = started.get(spec["backend"], 0) + 1
             if _differing(expected[number][0], outputs, index, exercise):
                 return _describe_difference(exercise, cases, results, expected, number, index)
     return None
+
+
+def _not_tolerated(exercise, events):
+    """``events`` without the in-place changes the exercise allows (e.g. a model switched to evaluation mode)."""
+    return [event for event in events
+            if not (event.get("what") == "modified" and event.get("changed") in exercise.tolerated)]
+
+
+def _likely_bug(exercise, cases, results, expected):
+    """The explanation of the first likely bug whose variant gives the learner's outputs on every call of every
+    case and did, at least, whatever the learner's function did besides (raised, changed an argument in place),
+    or None."""
+    for variant, explanation in exercise.likely_bugs:
+        variant_results = _run(variant, cases)
+        if all(_signatures(events) <= _signatures(_not_tolerated(exercise, variant_events))
+               and all(_close(outputs.get(key), variant_outputs.get(key), exercise) for key in reference)
+               for (outputs, events), (variant_outputs, variant_events), (reference, _)
+               in zip(results, variant_results, expected, strict=True)):
+            return explanation
+    return None
+
+
+def _signatures(events):
+    return {(event.get("call"), event.get("what"), event.get("argument"), event.get("changed"), event.get("type"))
+            for event in events}
 
 
 # ---- what happened, in words -------------------------------------------------------------------------------
@@ -111,28 +142,30 @@ def _describe_setup(exercise, event):
                "and torch imported; define the function there under this name."
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
-    hint = ""
-    if event.get("type") in ("NameError", "ModuleNotFoundError", "ImportError"):
-        hint = " The grader runs your exercise's cell on its own, with numpy as np, math and torch imported: " \
-               "everything else the function needs must be defined or imported in that cell (course_lib is " \
-               "not available: it holds the answers)."
+    missing = event.get("type") in ("NameError", "ModuleNotFoundError", "ImportError")
+    hint = f" {_SELF_CONTAINED}" if missing else ""
     return f"running your exercise's cell raised {event['type']}: {event['message']}.{hint}"
+
+
+_SELF_CONTAINED = ("The grader runs your exercise's cell on its own, with numpy as np, math and torch imported: "
+                   "everything else the function needs must be defined or imported in that cell (course_lib is "
+                   "not available: it holds the answers).")
 
 
 def _describe_event(exercise, spec, call, event):
     where, what = call["where"], event["what"]
-    if "output" in event and spec["kind"] != "rule":
-        event = {**event, "output": _result_label(exercise, f"{event['call']}.{event['output']}")}
+    if "output" in event and exercise.results:  # the exercise's names for what its function returns
+        event = {**event, "output": _label(exercise, spec, event["output"])}
     if what == "raised":
         return _describe_raise(exercise, spec, call, event)
     if what == "modified":
-        return _describe_modification(exercise, where, str(event.get("argument")))
+        return _describe_modification(exercise, where, event)
     if what == "returned":
         if "expected" in event:
             return f"{where} your function returned {event.get('got')}; it must return {event['expected']}."
         return f"{where} returned {event.get('got')}; a rule returns the pair (next_x, config)."
     if what == "type":
-        tensors = "" if spec["backend"] != "torch" or spec["kind"] == "model" else (
+        tensors = "" if event.get("expected") != "a torch Tensor" else (
             " (a torch Tensor in must give a torch Tensor out: np.zeros_like(x) and other numpy functions turn "
             "tensors into numpy arrays; 0 * x and ** 0.5 keep the type)")
         return (f"{where} returned {event.get('got')} as {event.get('output')}; {event.get('expected')} was "
@@ -150,8 +183,10 @@ def _describe_raise(exercise, spec, call, event):
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
     message = str(event.get("message", ""))
-    doing = event.get("during", "your function")
+    doing = event.get("during", "your function")  # e.g. running the model it returned
     raised = f"{call['where']} {doing} raised {event.get('type')}: {message.rstrip('.')}"
+    if event.get("type") == "NameError":  # e.g. a module imported in another cell of the notebook
+        return f"{raised}. {_SELF_CONTAINED}"
     rule = spec["kind"] == "rule"
     if rule and "none" in call["config"] and "NoneType" in message:
         return (f"{raised}. A rule is first called as rule(x, dx), with no config at all (the contract): "
@@ -160,6 +195,9 @@ def _describe_raise(exercise, spec, call, event):
         return (f"{raised}. It ran the first step of an earlier run but not of this new one: state left over "
                 "from an earlier run (a global variable, a default argument, an attribute of the function) "
                 "reaches it. Keep every piece of state in config: a new run starts with none.")
+    for fragment, hint in exercise.error_hints:
+        if fragment in message:
+            return f"{raised}. {hint}"
     if spec["backend"] == "torch" and spec["kind"] != "model":
         return (f"{raised}. The same function must work on torch tensors (RuleOptimizer and the hidden tests "
                 "pass tensors): numpy-only calls such as x.copy() or np.zeros_like(x) fail or return numpy "
@@ -167,7 +205,18 @@ def _describe_raise(exercise, spec, call, event):
     return raised
 
 
-def _describe_modification(exercise, where, argument):
+_CHANGED = {  # what a function of torch models changed in an argument (course_lib.harness's kinds of change)
+    "parameters": "the values of its parameters, {item} first",
+    "buffers": "its buffers (batch norm's running statistics), {item} first",
+    "gradients": "the .grad of its parameters, {item} first",
+    "requires_grad": "the requires_grad flag of {item}",
+    "mode": "the train/eval mode of {item}",
+    "items": "the list itself: its models replaced, added, removed or reordered",
+}
+
+
+def _describe_modification(exercise, where, event):
+    argument = str(event.get("argument"))
     if argument in ("x", "dx"):
         return (f"{where} your function modified its input {argument} in place (e.g. x -= ... or x += ...). "
                 "Build a new array instead: next_x = x - ..., so the caller's arrays stay as they were.")
@@ -178,6 +227,11 @@ def _describe_modification(exercise, where, argument):
     position = int(argument.split()[-1]) - 1
     name = exercise.arguments[position] if position < len(exercise.arguments) else argument
     hint = exercise.hints.get(name, "Build new arrays instead; the caller keeps using its own.")
+    changed = _CHANGED.get(event.get("changed"))
+    if changed:
+        item = str(event.get("item", ""))
+        item = name + (item if item.startswith("[") or not item else f".{item}")
+        name = f"{name} ({changed.format(item=item)})"
     return f"{where} your function changed its argument {name} in place: {hint}"
 
 
@@ -220,27 +274,9 @@ def _differing(reference_outputs, outputs, index, exercise):
             if not _close(outputs.get(key), reference_outputs[key], exercise)]
 
 
-def _matching_bug(exercise, cases, results, expected):
-    """The explanation of the first likely bug that does what the learner's answer does on every call of every
-    case: the same numbers wherever the reference returns some, and an exception of the same type wherever the
-    learner's code raised one. None if no bug we know of does."""
-    for variant, explanation in exercise.likely_bugs:
-        variant_results = _run(variant, cases)
-        if all(_raised(events) == _raised(variant_events)
-               and all(_close(outputs.get(key), variant_outputs.get(key), exercise) for key in reference)
-               for (outputs, events), (variant_outputs, variant_events), (reference, _)
-               in zip(results, variant_results, expected, strict=True)):
-            return explanation
-    return None
-
-
-def _raised(events):
-    return {(event["call"], event.get("type")) for event in events if event["what"] == "raised"}
-
-
 def _describe_difference(exercise, cases, results, expected, number, index):
     """The learner's value differs from the reference's at call ``index`` of case ``number``: say why."""
-    explanation = _matching_bug(exercise, cases, results, expected)
+    explanation = _likely_bug(exercise, cases, results, expected)
     if explanation is not None:
         return explanation
     spec = cases[number][0]
@@ -255,9 +291,9 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         ours, theirs = outputs.get(key), reference[key]
         if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
                 and not np.isnan(theirs).any():
-            name = _output_name(key) if spec["kind"] == "rule" else _result_label(exercise, key)
-            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a "
-                    "division by zero, or the square root of a negative number?")
+            name = _label(exercise, spec, _output_name(key))
+            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a division by zero, or "
+                    "the square root of a negative number?")
     total = sum(bool(_differing(reference_outputs, case_outputs, i, exercise))
                 for (case_outputs, _), (reference_outputs, _), case in zip(results, expected, cases, strict=True)
                 for i in range(len(case[0]["calls"])))
@@ -274,74 +310,19 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
                 f"{_show(reference[key])}{tally}.")
     if spec["kind"] == "model":
-        return _describe_model_difference(exercise, call["where"], differing, outputs, reference, tally)
+        observed = _describe_observations(exercise, spec, call["where"], differing, outputs, reference, tally)
+        if observed:
+            return observed
     key = differing[0]
     ours = outputs.get(key)
-    label = "next_x" if spec["kind"] == "rule" else _result_label(exercise, key)
+    label = _label(exercise, spec, _output_name(key))
     if ours is None:
         return f"{call['where']} {label} is missing, expected {_show(reference[key])}{tally}."
     if np.shape(ours) != np.shape(reference[key]):
-        return (f"{call['where']} {label} has shape {np.shape(ours)}, expected {np.shape(reference[key])}: the "
-                f"wrong shape{tally}.")
+        return (f"{call['where']} {label} has shape {np.shape(ours)}, expected {np.shape(reference[key])}"
+                f"{tally}.")
     return (f"{call['where']} {label} is {_show(ours)}, expected {_show(reference[key])} (largest difference "
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
-
-
-# what a model-kind output is (course_lib.harness): the parts of what a function returns that a message names
-# first come first
-_MODEL_OUTPUTS = ("others", "includes", "requires_grad", "training", "state", "outputs")
-_MODEL_FLAGS = {"includes": ("{label} include {names}, which should not be there", "{label} leave out {names}"),
-                "requires_grad": ("in {label}, {names} require gradients, expected them frozen",
-                                  "in {label}, {names} do not require gradients, expected them to"),
-                "training": ("in {label}, the layers {names} are in training mode, expected eval mode",
-                             "in {label}, the layers {names} are in eval mode, expected training mode")}
-
-
-def _describe_model_difference(exercise, where, differing, outputs, reference, tally):
-    """What differs in the models (and parameter lists) a function returned: outputs named
-    ``<i>.<result>:<what>:<name>``, e.g. ``0.result0:requires_grad:body.1.weight``."""
-    parsed = [(key, *_output_name(key).split(":", 2)) for key in differing]
-    missing = list(dict.fromkeys(name for key, _, what, name in parsed
-                                 if outputs.get(key) is None and what in ("state", "requires_grad", "includes")))
-    if missing:
-        return (f"{where} the model you return has no {_names(missing)}, which the reference's has (a layer "
-                f"missing, or built differently?){tally}.")
-    key, result, what, name = min(parsed, key=lambda item: _MODEL_OUTPUTS.index(item[2]))
-    label = _result_label(exercise, f"0.{result}")
-    ours, theirs = outputs.get(key), reference[key]
-    if what == "others":
-        return (f"{where} {int(ours)} of the tensors in {label} are not parameters of the model you return "
-                f"(copies, or another model's?): an optimizer must be given the model's own parameters{tally}.")
-    if what in _MODEL_FLAGS:
-        same = [(k, n) for k, _, w, n in parsed if w == what and outputs.get(k) is not None]
-        raised = [n for k, n in same if outputs[k] > reference[k]]
-        lowered = [n for k, n in same if outputs[k] < reference[k]]
-        too_many, too_few = _MODEL_FLAGS[what]
-        parts = [template.format(label=label, names=_names(names))
-                 for template, names in ((too_many, raised), (too_few, lowered)) if names]
-        return f"{where} {'; '.join(parts)}{tally}."
-    if what == "outputs":
-        shown = f"what {label} computes on the case's inputs"
-    else:
-        shown = f"{name} in {label}"
-    if np.shape(ours) != np.shape(theirs):
-        return f"{where} {shown} has shape {np.shape(ours)}, expected {np.shape(theirs)}{tally}."
-    return (f"{where} {shown} is {_show(np.ravel(ours))}, expected {_show(np.ravel(theirs))} (flattened; largest "
-            f"difference {_largest_difference(ours, theirs):.3g}){tally}.")
-
-
-def _names(names, shown=4):
-    listed = ", ".join(names[:shown])
-    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
-
-
-def _result_label(exercise, key):
-    """How a message names a function's output: by the exercise's name for it (``results``), or "your result"."""
-    name = _output_name(key).split(":", 1)[0]
-    position = name.removeprefix("result")
-    if exercise.results and (position == "" or position.isdigit()) and int(position or 0) < len(exercise.results):
-        return exercise.results[int(position or 0)]
-    return "your result" if position == "" else f"your result [{position}]"
 
 
 def _describe_state_outside_config(exercise, cases, results, expected):
@@ -369,6 +350,70 @@ def _output_name(key):
     return key.split(".", 1)[1]
 
 
+def _label(exercise, spec, name):
+    """How a message names an output ``name`` (its key without the call's number): a rule's by its name
+    (next_x, velocity, ...); a function's result by the exercise's name for it (``results``) or "your result";
+    an entry of a returned model as "<key> of the model you returned"."""
+    if spec["kind"] == "rule":
+        return name
+    value, _, entry = name.split(":", 1)[0].partition(".")
+    if entry:
+        return f"{entry} of the model you returned"
+    position = value.removeprefix("result")
+    if exercise.results and int(position or 0) < len(exercise.results):
+        return exercise.results[int(position or 0)]
+    return "your result" if position == "" else f"your result [{position}]"
+
+
+# What the model kind observes of a returned model besides its state (course_lib.harness: outputs named
+# "<call>.<result>:<what>:<name>"), most telling first, and how a message says that it differs.
+_OBSERVED = {"others": None, "includes": ("{label} include {names}, which should not be there",
+                                          "{label} leave out {names}"),
+             "requires_grad": ("in {model}, {names} require gradients, expected them frozen",
+                               "in {model}, {names} do not require gradients, expected them to"),
+             "training": ("in {model}, the layers {names} are in training mode, expected eval mode",
+                          "in {model}, the layers {names} are in eval mode, expected training mode")}
+
+
+def _describe_observations(exercise, spec, where, differing, outputs, reference, tally):
+    """What differs in what the model kind observed (requires_grad flags, layers' modes, the parameters handed
+    to an optimizer, the outputs), when that says more than a weight's value; None otherwise."""
+    parsed = [(key, *_output_name(key).split(":", 1)[1].partition(":")[::2]) for key in differing
+              if ":" in _output_name(key)]
+    model = "the model you returned"
+    missing = list(dict.fromkeys(name for key, what, name in parsed if outputs.get(key) is None and name))
+    if missing:
+        return (f"{where} {model} has no {_names(missing)}, which the reference's has (a layer missing, or built "
+                f"differently?){tally}.")
+    flags = [item for item in parsed if item[1] in _OBSERVED]
+    if flags:
+        key, what, _ = min(flags, key=lambda item: list(_OBSERVED).index(item[1]))
+        label = _label(exercise, spec, _output_name(key))
+        if what == "others":
+            return (f"{where} {int(outputs[key])} of the tensors in {label} are not parameters of {model} "
+                    f"(copies, or another model's?): an optimizer must be given the model's own "
+                    f"parameters{tally}.")
+        same = [(k, name) for k, w, name in parsed if w == what]
+        raised = [name for k, name in same if outputs[k] > reference[k]]
+        lowered = [name for k, name in same if outputs[k] < reference[k]]
+        parts = [template.format(label=label, model=model, names=_names(names))
+                 for template, names in zip(_OBSERVED[what], (raised, lowered), strict=True) if names]
+        return f"{where} {'; '.join(parts)}{tally}."
+    if any(":" not in _output_name(key) for key in differing):
+        return None  # a weight or a buffer differs: said as for any returned model
+    key = parsed[0][0]
+    ours, theirs = outputs[key], reference[key]
+    if np.shape(ours) != np.shape(theirs):
+        return f"{where} what {model} computes has shape {np.shape(ours)}, expected {np.shape(theirs)}{tally}."
+    return (f"{where} what {model} computes on the case's inputs is {_show(ours)}, expected {_show(theirs)} "
+            f"(largest difference {_largest_difference(ours, theirs):.3g}){tally}.")
+
+
+def _names(names, shown=4):
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
+
+
 def _show(value):
     return np.array2string(np.asarray(value), precision=4, threshold=6, edgeitems=2)
 
@@ -384,6 +429,9 @@ def _summary(exercise, cases):
     if exercise.kind == "rule":
         return (f"matches the reference on all {calls} calls ({backends}): a first call with no config, runs "
                 "stepped in turn, and a run replayed from a saved config.")
+    if exercise.kind == "model":
+        return (f"matches the reference on all {calls} calls, and changes nothing in its arguments it must leave "
+                "alone.")
     return f"matches the reference on all {calls} inputs ({backends})."
 
 
@@ -489,6 +537,45 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
         distance = np.linalg.norm(result.final - valley.global_minimum)
         print(f"L-BFGS with {label:23s}: {result.iterations} steps, {result.evaluations} gradient "
               f"evaluations, distance to the minimum {distance:.1e}")
+
+
+def ema_with_your_update(candidate, dataset, decay=0.9, epochs=5, learning_rate=0.05):
+    """Once Exercise 6.1 passes: SGD with momentum at a constant rate on ``dataset`` (an MLP, as in claim check
+    23), with two moving averages of the weights updated after every step, one by the learner's ema_update and
+    one by course_lib.averaging.ExponentialAverage; their test losses beside the trained weights'."""
+    if not _passes("ema_update", candidate):
+        return
+    model = training.mlp([dataset.x_train.shape[1], 128, 128, 10], seed=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    library = averaging.ExponentialAverage(model, decay)
+    yours = {"average": copy.deepcopy(model)}
+
+    def your_update(trained, step):
+        yours["average"] = candidate(yours["average"], trained, decay)
+
+    training.train(model, optimizer, dataset, epochs=epochs, on_step=[library, your_update], evaluate_every=None)
+    losses = {label: training.evaluate(network, dataset.x_test, dataset.y_test)[0]
+              for label, network in (("your ema_update", yours["average"]), ("ExponentialAverage", library.model),
+                                     ("the trained weights", model))}
+    for label, loss in losses.items():
+        print(f"{label:20s} test loss after {epochs} epochs: {loss:.3f}")
+    same = all(torch.allclose(mine.double(), theirs.double(), rtol=1e-4, atol=1e-6) for mine, theirs in
+               zip(yours["average"].state_dict().values(), library.model.state_dict().values(), strict=True))
+    print(f"your average's weights are the library's (to float32 round-off): {same}")
+
+
+def ensemble_with_your_predict(candidate, members, dataset):
+    """Once Exercise 6.2 passes: the learner's ensemble_predict on ``members`` (trained models) and the test set
+    of ``dataset``, scored beside course_lib.ensembles' prediction."""
+    if not _passes("ensemble_predict", candidate):
+        return
+    predictions = {"your ensemble_predict": torch.as_tensor(candidate(members, dataset.x_test)).detach(),
+                   "course_lib.ensembles": ensembles.average_probabilities(
+                       ensembles.member_logits(members, dataset.x_test))}
+    for label, probabilities in predictions.items():
+        print(f"{label:22s} on the {len(dataset.y_test)} test signals: accuracy "
+              f"{ensembles.accuracy(probabilities, dataset.y_test):.3f}, NLL "
+              f"{ensembles.negative_log_likelihood(probabilities, dataset.y_test):.3f}")
 
 
 def train_with_your_batch_norm(batchnorm_forward, batchnorm_backward, epochs=3, learning_rate=0.1):

@@ -26,30 +26,36 @@ Kinds of case (``spec["kind"]``):
   ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}``, ``{"integer": v}`` or
   ``{"boolean": v}``. The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"``
   (``"<i>.result<j>"`` for the j-th of a tuple or list).
-
-- ``"model"``: a function of small torch models, ``result = function(*arguments)``. Besides the arguments of
-  ``"function"``, an argument may be ``{"model": name}`` or ``{"models": [names]}``: a new model built for the call
-  from ``spec["models"][name]`` = ``{"tree": ..., "mode": "train" or "eval"}``, whose tree is a torch.nn layer
-  ``{"module": "Conv1d", "args": [...], "kwargs": {...}}`` (JSON lists become tuples) or ``{"module":
-  "Sequential", "children": [[child name, tree], ...]}`` (its children are attributes: ``model.body``), and whose
-  state_dict comes from the arrays ``"<name> <key>"``. ``spec["returns"]`` says what the function returns,
-  e.g. ``["model", "parameters"]`` (a tuple of two) or ``["array"]``; each value becomes outputs named
-  ``"<i>.<result>:<what>:<name>"`` (``<result>`` as for "function"):
-
-  - a ``"model"``: ``state:<key>`` every entry of its state_dict; ``requires_grad:<parameter>`` (1 or 0);
-    ``training:<layer>`` the mode of every layer without sublayers (containers' flags change nothing); and, if
-    the call names ``"inputs"``, ``outputs:`` what a float64 copy of it computes on them, in its own modes;
-  - ``"parameters"`` (what an optimizer is given: any iterable of tensors): ``includes:<parameter>`` (1 or 0)
-    for every parameter of the first model returned, and ``others:`` how many of the tensors are none of them;
-  - an ``"array"``: as for "function".
-
-  A model argument whose state, requires_grad flags, modes or layers changed during the call is an argument
-  changed in place. Each call runs with torch's random generator seeded (``call["seed"]``, default 0) and put
-  back afterwards: randomness the function forgot to seed (a new layer's initial weights, dropout in a layer
-  left in training mode) gives the same, wrong, numbers on every run.
+- ``"model"``: like ``"function"``, for functions that take or return small torch models. An argument may
+  also be ``{"model": network}`` or ``{"models": [network, ...]}`` (a list), where ``network`` is
+  ``{"layers": [[layer, *arguments], ...], "state": prefix, "dtype": "float64", "training": true}``: the model
+  ``torch.nn.Sequential(torch.nn.<layer>(*arguments), ...)`` in that dtype (JSON lists among the arguments are
+  passed as lists); a layer may be named, ``{"name": "head", "layer": [layer, *arguments]}``, or be a named
+  Sequential of its own, ``{"name": "body", "layers": [...]}``, reachable as ``model.head`` and ``model.body``
+  (a network whose forward applies its parts in turn, as ``head(body(x))``); every entry of its state_dict set
+  from the array ``"<prefix>/<key>"`` (weights, biases, batch norm's running statistics), each parameter's
+  ``.grad`` from ``"<prefix>/<name>.grad"`` when that array is there (None otherwise), and left in training
+  (``"training": true``) or evaluation mode. ``{"array": name}`` may carry ``"dtype"``. Each call runs with
+  torch's random generator seeded (``call["seed"]``, default the call's number) inside
+  ``torch.random.fork_rng``, so that dropout left on in training mode drops the same units at every run and
+  the caller's generator is left as it was. ``spec["returns"]``: ``"model"`` (every entry of the returned
+  model's state_dict becomes ``"<i>.result.<key>"``) or ``"array"`` (``"<i>.result"``), or a list of these and
+  ``"parameters"`` for a function that returns a tuple (its values named ``result0``, ``result1``, ...): a
+  ``"parameters"`` value is what an optimizer is given, any iterable of tensors, which becomes
+  ``"<i>.<result>:includes:<name>"`` (1 or 0) for each parameter of the first model returned and
+  ``"<i>.<result>:others"`` (how many of the tensors are none of them). ``spec["observe"]`` adds, for every
+  model returned: ``"requires_grad"`` (``"<i>.<result>:requires_grad:<parameter>"``, 1 or 0) and ``"modes"``
+  (``"<i>.<result>:training:<layer>"`` for each layer without sublayers: containers' modes change nothing);
+  a call with ``"inputs"`` (an array's name) also records ``"<i>.<result>:outputs"``, what a float64 copy of
+  the model computes on them in its own modes. What a call changes
+  in its arguments is an event ``{"what": "modified", "argument": "argument k", "changed": kind, "item":
+  which}``, one per kind of change, in this order: ``"items"`` (a list's items replaced, added, removed or
+  reordered), ``"parameters"``, ``"buffers"``, ``"gradients"``, ``"requires_grad"``, ``"mode"`` (train/eval)
+  or ``"values"`` (a tensor's); ``item`` names the first thing changed, e.g. ``"1.running_mean"`` or
+  ``"[2].0.weight"`` (the third model of a list). Whether a change is a mistake is for the judge to say.
 
 ``spec["backend"]`` is ``"numpy"`` or ``"torch"``: with torch, every array is handed over as a float64 tensor
-and a tensor must come back.
+(unless its argument says another dtype) and a tensor must come back. Cases of kind ``"model"`` are torch's.
 
 Run as a script (``python harness.py CASES_DIR CODE_FILE OUT_DIR NAME``) it executes the learner's code from
 CODE_FILE (after ``import math, numpy as np, torch``), calls the function NAME on every case saved in CASES_DIR
@@ -60,6 +66,7 @@ import copy
 import json
 import sys
 import traceback
+from collections import OrderedDict
 
 import numpy as np
 
@@ -194,161 +201,191 @@ def _argument_unchanged(argument, snapshot):
     return snapshot is None or _unchanged(argument, snapshot)
 
 
-# ---- functions of small torch models ---------------------------------------------------------------------
+# ---- functions of torch models --------------------------------------------------------------------------
+
+# The kinds of change to an argument, in the order they are reported.
+CHANGES = ("items", "parameters", "buffers", "gradients", "requires_grad", "mode", "values")
+
 
 def _run_model(function, spec, arrays, backend):
-    import torch
-
+    torch = backend.torch
     outputs, events = {}, []
-    for index, call in enumerate(spec["calls"]):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(call.get("seed", 0))
-            _model_call(function, index, call, spec, arrays, backend, outputs, events)
+    with torch.random.fork_rng(devices=[]):
+        for index, call in enumerate(spec["calls"]):
+            torch.manual_seed(call.get("seed", index))
+            arguments = [_model_argument(argument, arrays, backend) for argument in call["args"]]
+            before = [_state(argument) for argument in arguments]
+            try:
+                result = function(*arguments)
+            except BaseException as error:
+                events.append(_raised(index, error))
+                continue
+            for position, (argument, state) in enumerate(zip(arguments, before, strict=True)):
+                events.extend({"call": index, "what": "modified", "argument": f"argument {position + 1}",
+                               "changed": kind, "item": item} for kind, item in _changes(state, _state(argument)))
+            _record_results(outputs, events, index, call, spec, arrays, result, backend)
     return outputs, events
 
 
-def _model_call(function, index, call, spec, arrays, backend, outputs, events):
-    arguments = [_model_argument(argument, spec, arrays, backend) for argument in call["args"]]
-    before = [_model_snapshot(argument) for argument in arguments]
-    try:
-        result = function(*arguments)
-    except BaseException as error:
-        events.append(_raised(index, error))
-        return
-    for position, (argument, snapshot) in enumerate(zip(arguments, before, strict=True)):
-        if not _model_unchanged(argument, snapshot):
-            events.append({"call": index, "what": "modified", "argument": f"argument {position + 1}"})
-    returns = spec["returns"]
-    results = (result,) if len(returns) == 1 else result
-    if len(returns) > 1 and not (isinstance(results, tuple | list) and len(results) == len(returns)):
+def _record_results(outputs, events, index, call, spec, arrays, result, backend):
+    """What a call of a function of models returned, as ``spec["returns"]`` says it is."""
+    returns = spec.get("returns", "array")
+    if isinstance(returns, str):
+        kinds, values = [returns], [result]
+    elif isinstance(result, tuple | list) and len(result) == len(returns):
+        kinds, values = returns, list(result)
+    else:
         events.append({"call": index, "what": "returned", "got": _describe(result),
                        "expected": f"a tuple of {len(returns)}: ({', '.join(returns)})"})
         return
-    import torch
-
-    model = next((value for value, kind in zip(results, returns, strict=True)
-                  if kind == "model" and isinstance(value, torch.nn.Module)), None)
-    for number, (value, kind) in enumerate(zip(results, returns, strict=True)):
-        name = "result" if len(returns) == 1 else f"result{number}"
+    names = ["result"] if isinstance(returns, str) else [f"result{k}" for k in range(len(returns))]
+    model = next((value for kind, value in zip(kinds, values, strict=True)
+                  if kind == "model" and isinstance(value, backend.torch.nn.Module)), None)
+    for kind, name, value in zip(kinds, names, values, strict=True):
         if kind == "model":
-            _record_model(outputs, events, index, name, value, call, arrays)
+            _record_model(outputs, events, index, value, backend, name)
+            if isinstance(value, backend.torch.nn.Module):
+                _observe_model(outputs, events, index, call, spec, arrays, value, backend, name)
         elif kind == "parameters":
-            _record_parameters(outputs, events, index, name, value, model)
+            _record_parameters(outputs, events, index, name, value, model, backend)
         else:
             _record(outputs, events, index, name, value, backend, None)
 
 
-def _model_argument(argument, spec, arrays, backend):
+def _model_argument(argument, arrays, backend):
     if "model" in argument:
-        return _build_model(argument["model"], spec["models"][argument["model"]], arrays)
+        return _build_model(argument["model"], arrays, backend.torch)
     if "models" in argument:
-        return [_build_model(name, spec["models"][name], arrays) for name in argument["models"]]
+        return [_build_model(network, arrays, backend.torch) for network in argument["models"]]
+    if "array" in argument:
+        return backend.array(arrays[argument["array"]], argument.get("dtype", "float64"))
     return _argument(argument, arrays, backend)
 
 
-def _build_model(name, description, arrays):
-    import torch
-
-    model = _layer(description["tree"])
-    state = {key: torch.as_tensor(np.asarray(arrays[f"{name} {key}"])).to(value.dtype)
-             for key, value in model.state_dict().items()}
-    model.load_state_dict(state)
-    return model.train(description.get("mode", "train") == "train")
-
-
-def _layer(tree):
-    from collections import OrderedDict
-
-    from torch import nn
-
-    kind = getattr(nn, tree["module"], None)
-    if not (isinstance(kind, type) and issubclass(kind, nn.Module)):
-        raise ValueError(f"{tree['module']!r} is not a torch.nn layer")
-    if tree["module"] == "Sequential":
-        return nn.Sequential(OrderedDict((child, _layer(subtree)) for child, subtree in tree["children"]))
-    return kind(*_tuples(tree.get("args", [])), **{key: _tuples(value) for key, value in
-                                                   tree.get("kwargs", {}).items()})
+def _build_model(network, arrays, torch):
+    """The torch.nn.Sequential that ``network`` describes, its state and gradients from ``arrays``."""
+    dtype = getattr(torch, network.get("dtype", "float64"))
+    model = _sequential(network["layers"], torch)
+    model.to(dtype)
+    prefix = network["state"]
+    model.load_state_dict({key: torch.tensor(np.asarray(arrays[f"{prefix}/{key}"]), dtype=value.dtype)
+                           for key, value in model.state_dict().items()})
+    for name, parameter in model.named_parameters():
+        gradient = arrays.get(f"{prefix}/{name}.grad")
+        parameter.grad = None if gradient is None else torch.tensor(np.asarray(gradient), dtype=dtype)
+    model.train(network.get("training", True))
+    return model
 
 
-def _tuples(value):
-    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+def _sequential(layers, torch):
+    """torch.nn.Sequential of ``layers``: [layer, *arguments], or named, {"name": ..., "layer": [...]} or
+    {"name": ..., "layers": [...]} (a Sequential of its own)."""
+    parts = []
+    for position, entry in enumerate(layers):
+        if isinstance(entry, dict):
+            part = _sequential(entry["layers"], torch) if "layers" in entry else _layer(entry["layer"], torch)
+            parts.append((entry["name"], part))
+        else:
+            parts.append((str(position), _layer(entry, torch)))
+    return torch.nn.Sequential(OrderedDict(parts))
 
 
-def _model_snapshot(argument):
-    """What a call must leave as it was: a model's state, requires_grad flags, modes and layers (a list of
-    models: each of them, and the list itself), or an array's values."""
-    import torch
-
-    if isinstance(argument, torch.nn.Module):
-        return ({key: value.detach().clone() for key, value in argument.state_dict().items()},
-                [(key, p.requires_grad) for key, p in argument.named_parameters()],
-                [(key, type(m).__name__, m.training) for key, m in argument.named_modules()])
-    if isinstance(argument, list) and all(isinstance(item, torch.nn.Module) for item in argument):
-        return [_model_snapshot(item) for item in argument], list(argument)
-    return _snapshot_argument(argument)
+def _layer(entry, torch):
+    name, *arguments = entry
+    layer = getattr(torch.nn, name, None)
+    if not (isinstance(layer, type) and issubclass(layer, torch.nn.Module)):
+        raise ValueError(f"{name!r} is not a torch.nn layer")
+    return layer(*arguments)
 
 
-def _model_unchanged(argument, snapshot):
-    import torch
+def _state(value):
+    """(kind of change, item) -> a copy of everything a call could change in an argument: a model's
+    parameters, buffers, gradients, requires_grad flags and train/eval modes; a list's items (and theirs); a
+    tensor's values."""
+    if isinstance(value, list):
+        state = {("items", ""): tuple(value)}  # the items themselves: replacing one is a change
+        for number, item in enumerate(value):
+            state.update({(kind, f"[{number}]" + (f".{name}" if name else "")): copied
+                          for (kind, name), copied in _state(item).items()})
+        return state
+    if hasattr(value, "named_parameters") and hasattr(value, "named_buffers"):  # a torch model
+        state = {}
+        for name, parameter in value.named_parameters():
+            state["parameters", name] = _snapshot(parameter)
+            state["gradients", name] = _snapshot(parameter.grad)
+            state["requires_grad", name] = parameter.requires_grad
+        state.update({("buffers", name): _snapshot(buffer) for name, buffer in value.named_buffers()})
+        state.update({("mode", name): module.training for name, module in value.named_modules()})
+        return state
+    return {("values", ""): _snapshot(value)} if _is_array_like(value) else {}
 
-    if isinstance(argument, torch.nn.Module):
-        state, flags, layers = snapshot
-        now = argument.state_dict()
-        return (now.keys() == state.keys() and all(torch.equal(now[key], state[key]) for key in state)
-                and [(key, p.requires_grad) for key, p in argument.named_parameters()] == flags
-                and [(key, type(m).__name__, m.training) for key, m in argument.named_modules()] == layers)
-    if isinstance(argument, list) and all(isinstance(item, torch.nn.Module) for item in argument):
-        snapshots, items = snapshot
-        return (len(argument) == len(items) and all(a is b for a, b in zip(argument, items, strict=True))
-                and all(_model_unchanged(a, s) for a, s in zip(argument, snapshots, strict=True)))
-    return _argument_unchanged(argument, snapshot)
+
+def _changes(before, after):
+    """[(kind, first item changed)] between two ``_state``s, one per kind of change, in the order of CHANGES."""
+    first = {}
+    for key in [*before, *(key for key in after if key not in before)]:
+        if key not in before or key not in after or not _same(before[key], after[key]):
+            first.setdefault(key[0], key[1])
+    return [(kind, first[kind]) for kind in CHANGES if kind in first]
 
 
-def _record_model(outputs, events, index, name, value, call, arrays):
-    """A returned model as float arrays: its state, requires_grad flags, layers' modes, and outputs."""
-    import torch
+def _same(then, now):
+    if then is None or now is None:  # a gradient that was not there, or is gone
+        return then is None and now is None
+    if isinstance(then, bool):  # a requires_grad flag, a train/eval mode
+        return then == now
+    if isinstance(then, tuple):  # a list's items
+        return len(then) == len(now) and all(old is new for old, new in zip(then, now, strict=True))
+    return _unchanged(now, then)
 
-    if not isinstance(value, torch.nn.Module):
+
+def _record_model(outputs, events, index, value, backend, name="result"):
+    """Store every entry of a returned model's state_dict as outputs["<index>.<name>.<key>"]."""
+    if not isinstance(value, backend.torch.nn.Module):
         events.append({"call": index, "what": "type", "output": name, "got": _describe(value),
-                       "expected": "a torch model (an nn.Module)"})
+                       "expected": "a torch model (a torch.nn.Module)"})
         return
-    prefix = f"{index}.{name}"
+    for key, tensor in value.state_dict().items():
+        _record(outputs, events, index, f"{name}.{key}", tensor, backend, None)
+
+
+def _observe_model(outputs, events, index, call, spec, arrays, model, backend, name):
+    """What ``spec["observe"]`` and the call's ``"inputs"`` ask to see of a returned model besides its state."""
+    torch, prefix, observe = backend.torch, f"{index}.{name}", spec.get("observe", ())
     try:
-        for key, tensor in value.state_dict().items():
-            outputs[f"{prefix}:state:{key}"] = _as_float_array(tensor)
-        for key, parameter in value.named_parameters():
-            outputs[f"{prefix}:requires_grad:{key}"] = np.array(float(parameter.requires_grad))
-        for key, layer in value.named_modules():
-            if next(layer.children(), None) is None:
-                outputs[f"{prefix}:training:{key}"] = np.array(float(layer.training))
+        if "requires_grad" in observe:
+            for key, parameter in model.named_parameters():
+                outputs[f"{prefix}:requires_grad:{key}"] = np.array(float(parameter.requires_grad))
+        if "modes" in observe:
+            for key, layer in model.named_modules():
+                if next(layer.children(), None) is None:
+                    outputs[f"{prefix}:training:{key}"] = np.array(float(layer.training))
         if "inputs" in call:
-            torch.manual_seed(call.get("seed", 0))
+            torch.manual_seed(call.get("seed", index))  # dropout left on: the same units at every run
             with torch.no_grad():
-                copied = copy.deepcopy(value).double()
-                result = copied(torch.as_tensor(np.asarray(arrays[call["inputs"]], dtype=float)))
-            outputs[f"{prefix}:outputs:"] = _as_float_array(result)
+                computed = copy.deepcopy(model).double()(torch.tensor(np.asarray(arrays[call["inputs"]],
+                                                                                 dtype=float)))
+            outputs[f"{prefix}:outputs"] = _as_float_array(computed)
     except BaseException as error:  # a learner's layer may raise anything, in its forward or when copied
         events.append(_raised(index, error, during="running the model it returned"))
 
 
-def _record_parameters(outputs, events, index, name, value, model):
-    """What a function hands an optimizer: which parameters of the returned ``model`` are among them, and how
-    many of them are not its parameters."""
-    import torch
-
+def _record_parameters(outputs, events, index, name, value, model, backend):
+    """What a function hands an optimizer: which parameters of the returned ``model`` are among the tensors
+    of ``value``, and how many of those tensors are none of them."""
     try:
         listed = list(value)
-    except Exception:
+    except Exception:  # not iterable, or a generator that raised
         listed = None
-    if listed is None or not all(isinstance(item, torch.Tensor) for item in listed):
+    if listed is None or not all(isinstance(item, backend.torch.Tensor) for item in listed):
         events.append({"call": index, "what": "type", "output": name, "got": _describe(value),
                        "expected": "a list of parameters (tensors), e.g. list(model.head.parameters())"})
         return
     owned = dict(model.named_parameters()) if model is not None else {}
     for key, parameter in owned.items():
         outputs[f"{index}.{name}:includes:{key}"] = np.array(float(any(item is parameter for item in listed)))
-    outputs[f"{index}.{name}:others:"] = np.array(float(sum(not any(item is parameter for parameter in
-                                                                     owned.values()) for item in listed)))
+    outputs[f"{index}.{name}:others"] = np.array(float(sum(not any(item is parameter for parameter in
+                                                                    owned.values()) for item in listed)))
 
 
 # ---- turning values into float arrays -------------------------------------------------------------------
@@ -357,8 +394,8 @@ class _Numpy:
     name = "numpy"
 
     @staticmethod
-    def array(values):
-        return np.array(values, dtype=float)
+    def array(values, dtype="float64"):
+        return np.array(values, dtype=dtype)
 
     @staticmethod
     def is_native(value):
@@ -373,15 +410,15 @@ class _Torch:
 
         self.torch = torch
 
-    def array(self, values):
-        return self.torch.tensor(np.asarray(values, dtype=float))
+    def array(self, values, dtype="float64"):
+        return self.torch.tensor(np.asarray(values, dtype=float), dtype=getattr(self.torch, dtype))
 
     def is_native(self, value):
         return isinstance(value, self.torch.Tensor)
 
 
 def _backend(spec):
-    return _Torch() if spec.get("backend") == "torch" else _Numpy()
+    return _Torch() if spec.get("backend") == "torch" or spec["kind"] == "model" else _Numpy()
 
 
 def _record(outputs, events, index, name, value, backend, shape, check_kind=True):

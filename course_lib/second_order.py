@@ -6,8 +6,8 @@
   steps s_k = x_{k+1} - x_k and gradient changes y_k = grad f(x_{k+1}) - grad f(x_k). ``lbfgs_on_landscape``
   runs it on a landscape; ``lbfgs_torch`` on the parameters of a torch model (full batch). Fed mini-batches
   (``batches=``), the same ``lbfgs`` shows why it does not transfer to that setting (course_lib.minibatch).
-- ``hessian_cost`` measures the memory (O(N^2)) and solve time (O(N^3)) of an N x N Hessian; ``loglog_slope``
-  reads the exponent off such a curve.
+- ``hessian_cost`` measures the memory (O(N^2), counted by tracemalloc) and solve time (O(N^3)) of an N x N
+  Hessian; ``loglog_slope`` reads the exponent off such a curve.
 
 Vectors are 1-D numpy arrays; ``two_loop_direction`` and ``lbfgs`` also take 1-D torch tensors (same code, a
 tensor in, a tensor out). An argument outside its valid range raises ``ValueError`` naming the parameter and
@@ -16,6 +16,7 @@ its range.
 
 import math
 import time
+import tracemalloc
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -410,7 +411,7 @@ def lbfgs_torch(params, closure, **options):
 
 @dataclass(frozen=True)
 class HessianCost:
-    """Per size N: the bytes of an N x N float64 Hessian (8 N^2) and the seconds of solving H d = g."""
+    """Per size N: the bytes an N x N float64 Hessian holds (measured) and the seconds of solving H d = g."""
 
     sizes: np.ndarray
     bytes: np.ndarray
@@ -420,10 +421,11 @@ class HessianCost:
 def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
     """Measure what a Newton step's Hessian costs as the number of parameters N grows (claim 18).
 
-    Memory: an N x N float64 matrix takes 8 N^2 bytes, O(N^2). Time: solving H d = grad f for a random
-    symmetric positive definite H, the core of a Newton step (solve, never invert); its LU factorization is
-    O(N^3), the same order as inverting H. Measured so that the curve shows the algorithm rather than the
-    machine's mood:
+    Memory: the bytes the process holds once an N x N Hessian is formed, as counted by tracemalloc (which sees
+    every numpy array; the temporaries of forming H are freed by then). Expect 8 N^2 plus a little, O(N^2).
+    Time: solving H d = grad f for a random symmetric positive definite H, the core of a Newton step (solve,
+    never invert); its LU factorization is O(N^3), the same order as inverting H. Measured so that the curve
+    shows the algorithm rather than the machine's mood:
 
     - BLAS runs on one thread (threadpoolctl): with several, small N cannot keep them busy and large N can, so
       the speed-up grows with N and flattens the measured exponent;
@@ -441,13 +443,11 @@ def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
              "a non-empty sequence of integers >= 1", sizes)
     require(is_integer(repeats, 1), "repeats", "an integer >= 1", repeats)
     rng = np.random.default_rng(seed)
-    seconds = []
+    held, seconds = [], []
     with threadpool_limits(limits=1):
         for n in sizes:
-            noise = rng.standard_normal((n, n))
-            symmetric = (noise + noise.T) / 2
-            # Strictly diagonally dominant with a positive diagonal, hence positive definite (Gershgorin).
-            hessian = symmetric + (np.abs(symmetric).sum(axis=1).max() + 1) * np.eye(n)
+            hessian, memory = _random_positive_definite_hessian(rng, n)
+            held.append(memory)
             gradient = rng.standard_normal(n)
             np.linalg.solve(hessian, gradient)  # warm-up: first-touch memory is not the cost
             timings = []
@@ -456,8 +456,26 @@ def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
                 np.linalg.solve(hessian, gradient)
                 timings.append(time.thread_time() - began)
             seconds.append(min(timings))
-    sizes = np.array(sizes)
-    return HessianCost(sizes, 8 * sizes.astype(float) ** 2, np.array(seconds))
+    return HessianCost(np.array(sizes), np.array(held, dtype=float), np.array(seconds))
+
+
+def _random_positive_definite_hessian(rng, n):
+    """A random symmetric positive definite n x n matrix, and the bytes that holding it takes (tracemalloc)."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        noise = rng.standard_normal((n, n))
+        symmetric = (noise + noise.T) / 2
+        del noise
+        # Strictly diagonally dominant with a positive diagonal, hence positive definite (Gershgorin).
+        symmetric[np.diag_indices(n)] += np.abs(symmetric).sum(axis=1).max() + 1
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return symmetric, held
 
 
 def loglog_slope(x, y):

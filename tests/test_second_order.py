@@ -328,8 +328,10 @@ def test_lbfgs_torch_refuses_an_empty_parameter_list():
 
 def test_hessian_memory_grows_as_n_squared_and_the_time_fit_runs():
     cost = hessian_cost(sizes=(50, 100, 200, 400), repeats=2)
-    assert list(cost.bytes) == [np.zeros((n, n)).nbytes for n in (50, 100, 200, 400)]
-    assert loglog_slope(cost.sizes, cost.bytes) == pytest.approx(2.0, abs=1e-12)
+    # tracemalloc's count of what the process holds: the matrix's own bytes plus an object header or so
+    matrix_bytes = np.array([np.zeros((n, n)).nbytes for n in (50, 100, 200, 400)])
+    assert np.all(cost.bytes >= matrix_bytes) and np.all(cost.bytes < matrix_bytes + 4096)
+    assert loglog_slope(cost.sizes, cost.bytes) == pytest.approx(2.0, abs=0.01)
     assert np.all(cost.seconds > 0) and cost.seconds[-1] > cost.seconds[0]
     assert math.isfinite(loglog_slope(cost.sizes, cost.seconds))
 
