@@ -47,12 +47,12 @@ Kinds of case (``spec["kind"]``):
   model returned: ``"requires_grad"`` (``"<i>.<result>:requires_grad:<parameter>"``, 1 or 0) and ``"modes"``
   (``"<i>.<result>:training:<layer>"`` for each layer without sublayers: containers' modes change nothing);
   a call with ``"inputs"`` (an array's name) also records ``"<i>.<result>:outputs"``, what a float64 copy of
-  the model computes on them in its own modes. What a call changes
-  in its arguments is an event ``{"what": "modified", "argument": "argument k", "changed": kind, "item":
-  which}``, one per kind of change, in this order: ``"items"`` (a list's items replaced, added, removed or
-  reordered), ``"parameters"``, ``"buffers"``, ``"gradients"``, ``"requires_grad"``, ``"mode"`` (train/eval)
-  or ``"values"`` (a tensor's); ``item`` names the first thing changed, e.g. ``"1.running_mean"`` or
-  ``"[2].0.weight"`` (the third model of a list). Whether a change is a mistake is for the judge to say.
+  the model computes on them in its own modes. What a call changes in its arguments is an event ``{"what":
+  "modified", "argument": "argument k", "changed": kind, "item": which}``, one per kind of change, in this
+  order: ``"items"`` (a list's items replaced, added, removed or reordered), ``"parameters"``, ``"buffers"``,
+  ``"gradients"``, ``"requires_grad"``, ``"mode"`` (train/eval) or ``"values"`` (a tensor's); ``item`` names
+  the first thing changed, e.g. ``"1.running_mean"`` or ``"[2].0.weight"`` (the third model of a list).
+  Whether a change is a mistake is for the judge to say.
 
 ``spec["backend"]`` is ``"numpy"`` or ``"torch"``: with torch, every array is handed over as a float64 tensor
 (unless its argument says another dtype) and a tensor must come back. Cases of kind ``"model"`` are torch's.
