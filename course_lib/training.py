@@ -46,11 +46,16 @@ class History:
 
 @torch.no_grad()
 def evaluate(model, inputs, labels):
-    """(mean cross-entropy loss, accuracy) of ``model`` on a dataset, in evaluation mode."""
-    was_training = model.training
+    """(mean cross-entropy loss, accuracy) of ``model`` on a dataset, in evaluation mode.
+
+    Every submodule gets back the mode it had (a frozen part kept in eval mode inside a model in training
+    mode, e.g. a pretrained body whose batch-norm statistics must not move, stays in eval mode).
+    """
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     logits = model(inputs)
-    model.train(was_training)
+    for module, training in modes:
+        module.training = training
     loss = nn.functional.cross_entropy(logits, labels).item()
     return loss, (logits.argmax(dim=1) == labels).float().mean().item()
 
