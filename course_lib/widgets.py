@@ -14,11 +14,11 @@ import warnings
 import ipywidgets as W
 import numpy as np
 
-from . import landscapes as L
-from . import optim, schedules
-from .checks import NotReady
-from .plots import RacePicture, SchedulePicture
-from .trajectories import run
+from course_lib import landscapes as L
+from course_lib import optim, schedules
+from course_lib.checks import NotReady
+from course_lib.plots import RacePicture, SchedulePicture
+from course_lib.trajectories import run
 
 __all__ = ["CONTROLS", "Method", "Race", "ScheduleExplorer", "race", "schedule_explorer"]
 
