@@ -13,6 +13,7 @@
 - harness: calls a learner's function and returns only numbers (the one module that runs beside learner
   code, in a notebook or in the grader's sandbox; it imports nothing from course_lib).
 - data, training: offline datasets and a small-model training loop.
+- ensembles, averaging: averaging models' predictions (ensembles, snapshots) and one run's weights (EMA, Polyak).
 - validation: the argument checks the modules share.
 """
 

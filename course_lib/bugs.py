@@ -8,9 +8,11 @@ write it (the update rules follow the contract of course_lib.optim); ``0 * x`` a
 numpy arrays and torch tensors alike.
 """
 
+import copy
 import math
 
 import numpy as np
+import torch
 
 from course_lib import optim, theory
 
@@ -280,4 +282,143 @@ LIKELY_BUGS["two_loop_direction"] = [
      "first loop computed): save each alpha_i in the first loop and use alpha_i with its own pair in the second."),
     (_two_loop_variant(alphas="not reversed"), "the alphas are paired with the wrong pairs in the second loop: "
      "the first loop saved them newest first, the second loop runs oldest first, so read them in reverse."),
+]
+
+
+# ---- Notebook 06: the moving average of a model, and the ensemble's prediction ----------------------------------
+# ema_update(average_model, model, decay) returns a new model; ensemble_predict(models, inputs) the mean of the
+# members' probabilities. Two variants of ema_update return the right model but change an argument in place;
+# the judge recognises them by what course_lib.harness reports of their arguments. The eval() variant shows on
+# models left in training mode, with dropout (other numbers) or batch norm (other numbers, and running
+# statistics updated in place).
+
+def _ema_variant(combine=None, buffers="copy"):
+    """An EMA update on a copy, with ``combine(average, weights, decay, parameter)`` for each parameter and the
+    buffers copied ("copy"), averaged like the weights ("average": every buffer; "average floats": all but the
+    integer batch count) or left as the old average's ("stale")."""
+    combine = combine or (lambda average, weights, decay, parameter: decay * average + (1 - decay) * weights)
+
+    def ema_update(average_model, model, decay):
+        new_average = copy.deepcopy(average_model)
+        with torch.no_grad():
+            for average, parameter in zip(new_average.parameters(), model.parameters(), strict=True):
+                average.copy_(combine(average, parameter, decay, parameter))
+            for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+                if buffers == "average" or (buffers == "average floats" and kept.is_floating_point()):
+                    kept.copy_(decay * kept + (1 - decay) * live)
+                elif buffers != "stale":
+                    kept.copy_(live)
+        return new_average
+
+    return ema_update
+
+
+def _ema_in_place_on_the_average(average_model, model, decay):
+    with torch.no_grad():
+        for average, weights in zip(average_model.parameters(), model.parameters(), strict=True):
+            average.mul_(decay).add_((1 - decay) * weights)
+        for kept, live in zip(average_model.buffers(), model.buffers(), strict=True):
+            kept.copy_(live)
+    return average_model
+
+
+def _ema_in_place_on_the_model(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    with torch.no_grad():
+        for average, weights in zip(new_average.parameters(), model.parameters(), strict=True):
+            weights.mul_(1 - decay).add_(decay * average)  # the trained model's own weights overwritten
+            average.copy_(weights)
+        for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+            kept.copy_(live)
+    return new_average
+
+
+_BUFFERS_AVERAGED = ("you averaged batch norm's buffers (running_mean, running_var) like the weights: they are "
+                     "running averages already, of the trained model's activations. Copy them from the trained "
+                     "model (kept.copy_(live) over model.buffers()), as torch's AveragedModel does.")
+
+LIKELY_BUGS["ema_update"] = [
+    (_ema_variant(lambda average, weights, decay, _: decay * weights + (1 - decay) * average),
+     "the old and new weights are swapped: x_test = decay * x_test + (1 - decay) * x keeps the weight `decay` on "
+     "the average (the memory) and gives only 1 - decay to the current weights."),
+    (_ema_variant(lambda average, weights, decay, parameter: decay * average + (1 - decay) * parameter.grad),
+     "you averaged the gradients (parameter.grad), as momentum does: the moving average is of the weights "
+     "themselves, x_test = decay * x_test + (1 - decay) * x."),
+    (_ema_variant(lambda average, weights, decay, _: decay * average + weights),
+     "the (1 - decay) factor on the current weights is missing: decay * x_test + x grows the weights by about "
+     "1 / (1 - decay). Use decay * x_test + (1 - decay) * x, a weighted average."),
+    (_ema_variant(buffers="average"), _BUFFERS_AVERAGED),
+    (_ema_variant(buffers="average floats"), _BUFFERS_AVERAGED),
+    (_ema_variant(buffers="stale"),
+     "the buffers (batch norm's running_mean and running_var) are the old average's: copy them from the trained "
+     "model (kept.copy_(live) over model.buffers()), whose statistics go with its current weights."),
+    (_ema_in_place_on_the_average,
+     "the numbers are right, but you changed average_model in place: the caller's previous average changed too. "
+     "Work on a copy (new_average = copy.deepcopy(average_model)) and return that."),
+    (_ema_in_place_on_the_model,
+     "the numbers are right, but you changed the trained model's weights in place (weights.mul_ ...): training "
+     "would go on from the averaged weights. Only read model; write into your copy of the average."),
+]
+
+
+def _member_logits(models, inputs, evaluation=True):
+    outputs = []
+    with torch.no_grad():
+        for model in models:
+            if evaluation:
+                model.eval()
+            outputs.append(model(inputs))
+    return torch.stack(outputs)
+
+
+def _averages_logits(models, inputs):
+    return torch.softmax(_member_logits(models, inputs).mean(0), dim=-1)
+
+
+def _returns_mean_logits(models, inputs):
+    return _member_logits(models, inputs).mean(0)
+
+
+def _averages_votes(models, inputs):
+    logits = _member_logits(models, inputs)
+    return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype).mean(0)
+
+
+def _returns_classes(models, inputs):
+    return torch.softmax(_member_logits(models, inputs), dim=-1).mean(0).argmax(-1)
+
+
+def _forgets_eval(models, inputs):
+    return torch.softmax(_member_logits(models, inputs, evaluation=False), dim=-1).mean(0)
+
+
+def _softmax_over_examples(models, inputs):
+    return torch.softmax(_member_logits(models, inputs), dim=1).mean(0)
+
+
+def _sums_probabilities(models, inputs):
+    return torch.softmax(_member_logits(models, inputs), dim=-1).sum(0)
+
+
+LIKELY_BUGS["ensemble_predict"] = [
+    (_averages_logits,
+     "you averaged the logits and took one softmax: that is a product of the members' distributions, where a "
+     "confident member outvotes the others. Average the probabilities: the mean of softmax(model(inputs))."),
+    (_returns_mean_logits,
+     "you returned the mean of the logits: the ensemble's prediction is a probability for each class (rows "
+     "summing to 1), the mean of each model's softmax."),
+    (_averages_votes,
+     "you averaged the members' votes (their argmaxes): that throws away how sure each member is. Average their "
+     "predicted probabilities, softmax(model(inputs)), instead."),
+    (_returns_classes,
+     "you returned the predicted classes (the argmax of the mean probabilities): return the probabilities "
+     "themselves, a tensor of shape (examples, classes)."),
+    (_forgets_eval,
+     "the models ran in training mode: dropout still dropped units, and batch norm used the batch's statistics "
+     "(and updated its running statistics). Call model.eval() on each model before predicting."),
+    (_softmax_over_examples,
+     "the softmax runs over the examples (dim=0 of a model's output): take it over the classes, dim=-1."),
+    (_sums_probabilities,
+     "you summed the members' probabilities: divide by the number of models (the mean), so that each row sums "
+     "to 1."),
 ]

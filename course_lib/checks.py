@@ -17,11 +17,13 @@ so nbgrader scores the cell 0) whose message is the diagnosis; in a notebook it 
 ``your_rule(fn)`` gives a widget the learner's function once its exercise passes, and a message until then.
 """
 
+import copy
 import warnings
 
 import numpy as np
+import torch
 
-from course_lib import harness, landscapes, measure, optim, second_order, theory
+from course_lib import averaging, ensembles, harness, landscapes, measure, optim, second_order, theory, training
 from course_lib.exercises import EXERCISES
 from course_lib.trajectories import run
 
@@ -31,6 +33,8 @@ __all__ = [
     "NotReady",
     "YourFunction",
     "check",
+    "ema_with_your_update",
+    "ensemble_with_your_predict",
     "judge",
     "lbfgs_with_your_two_loop",
     "predict_and_measure",
@@ -68,6 +72,7 @@ def judge(exercise, cases, results, setup=()):
     or does not define the function)."""
     if setup:
         return _describe_setup(exercise, setup[0])
+    results = [(outputs, _not_tolerated(exercise, events)) for outputs, events in results]
     expected = _reference_results(exercise, cases)
     started = {}  # backend -> first steps of runs taken without trouble so far
     for number, (case, (outputs, events)) in enumerate(zip(cases, results, strict=True)):
@@ -77,6 +82,10 @@ def judge(exercise, cases, results, setup=()):
             first_event.setdefault(event["call"], event)
         for index, call in enumerate(spec["calls"]):
             if index in first_event:
+                unfinished = first_event[index].get("type") == "NotImplementedError"
+                explanation = None if unfinished else _likely_bug(exercise, cases, results, expected)
+                if explanation is not None:  # e.g. a variant that changes the same argument in place
+                    return explanation
                 event = {**first_event[index], "earlier_first_steps": started.get(spec["backend"], 0)}
                 return _describe_event(exercise, spec, call, event)
             if call.get("step") == 1:
@@ -84,6 +93,33 @@ def judge(exercise, cases, results, setup=()):
             if _differing(expected[number][0], outputs, index, exercise):
                 return _describe_difference(exercise, cases, results, expected, number, index)
     return None
+
+
+def _not_tolerated(exercise, events):
+    """``events`` without the in-place changes the exercise allows (e.g. a model switched to evaluation mode)."""
+    return [event for event in events
+            if not (event.get("what") == "modified" and event.get("changed") in exercise.tolerated)]
+
+
+def _likely_bug(exercise, cases, results, expected):
+    """The explanation of the first likely bug whose variant gives the learner's outputs on every call of every
+    case and did, at least, whatever the learner's function did besides (raised, changed an argument in place),
+    or None."""
+    for variant, explanation in exercise.likely_bugs:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            variant_results = harness.run_all(variant, cases)
+        if all(_signatures(events) <= _signatures(_not_tolerated(exercise, variant_events))
+               and all(_close(outputs.get(key), variant_outputs.get(key), exercise) for key in reference)
+               for (outputs, events), (variant_outputs, variant_events), (reference, _)
+               in zip(results, variant_results, expected, strict=True)):
+            return explanation
+    return None
+
+
+def _signatures(events):
+    return {(event.get("call"), event.get("what"), event.get("argument"), event.get("changed"), event.get("type"))
+            for event in events}
 
 
 # ---- what happened, in words -------------------------------------------------------------------------------
@@ -94,12 +130,14 @@ def _describe_setup(exercise, event):
                "and torch imported; define the function there under this name."
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
-    hint = ""
-    if event.get("type") in ("NameError", "ModuleNotFoundError", "ImportError"):
-        hint = " The grader runs your exercise's cell on its own, with numpy as np, math and torch imported: " \
-               "everything else the function needs must be defined or imported in that cell (course_lib is " \
-               "not available: it holds the answers)."
+    missing = event.get("type") in ("NameError", "ModuleNotFoundError", "ImportError")
+    hint = f" {_SELF_CONTAINED}" if missing else ""
     return f"running your exercise's cell raised {event['type']}: {event['message']}.{hint}"
+
+
+_SELF_CONTAINED = ("The grader runs your exercise's cell on its own, with numpy as np, math and torch imported: "
+                   "everything else the function needs must be defined or imported in that cell (course_lib is "
+                   "not available: it holds the answers).")
 
 
 def _describe_event(exercise, spec, call, event):
@@ -107,11 +145,11 @@ def _describe_event(exercise, spec, call, event):
     if what == "raised":
         return _describe_raise(exercise, spec, call, event)
     if what == "modified":
-        return _describe_modification(exercise, where, str(event.get("argument")))
+        return _describe_modification(exercise, where, event)
     if what == "returned":
         return f"{where} returned {event.get('got')}; a rule returns the pair (next_x, config)."
     if what == "type":
-        tensors = "" if spec["backend"] != "torch" else (
+        tensors = "" if event.get("expected") != "a torch Tensor" else (
             " (a torch Tensor in must give a torch Tensor out: np.zeros_like(x) and other numpy functions turn "
             "tensors into numpy arrays; 0 * x and ** 0.5 keep the type)")
         return (f"{where} returned {event.get('got')} as {event.get('output')}; {event.get('expected')} was "
@@ -130,6 +168,8 @@ def _describe_raise(exercise, spec, call, event):
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
     message = str(event.get("message", ""))
     raised = f"{call['where']} your function raised {event.get('type')}: {message.rstrip('.')}"
+    if event.get("type") == "NameError":  # e.g. a module imported in another cell of the notebook
+        return f"{raised}. {_SELF_CONTAINED}"
     rule = spec["kind"] == "rule"
     if rule and "none" in call["config"] and "NoneType" in message:
         return (f"{raised}. A rule is first called as rule(x, dx), with no config at all (the contract): "
@@ -138,14 +178,28 @@ def _describe_raise(exercise, spec, call, event):
         return (f"{raised}. It ran the first step of an earlier run but not of this new one: state left over "
                 "from an earlier run (a global variable, a default argument, an attribute of the function) "
                 "reaches it. Keep every piece of state in config: a new run starts with none.")
-    if spec["backend"] == "torch":
+    for fragment, hint in exercise.error_hints:
+        if fragment in message:
+            return f"{raised}. {hint}"
+    if spec["backend"] == "torch" and spec["kind"] != "model":
         return (f"{raised}. The same function must work on torch tensors (RuleOptimizer and the hidden tests "
                 "pass tensors): numpy-only calls such as x.copy() or np.zeros_like(x) fail or return numpy "
                 "arrays; 0 * x, x * 1 and ** 0.5 work on both.")
     return raised
 
 
-def _describe_modification(exercise, where, argument):
+_CHANGED = {  # what a function of torch models changed in an argument (course_lib.harness's kinds of change)
+    "parameters": "the values of its parameters, {item} first",
+    "buffers": "its buffers (batch norm's running statistics), {item} first",
+    "gradients": "the .grad of its parameters, {item} first",
+    "requires_grad": "the requires_grad flag of {item}",
+    "mode": "the train/eval mode of {item}",
+    "items": "the list itself: its models replaced, added, removed or reordered",
+}
+
+
+def _describe_modification(exercise, where, event):
+    argument = str(event.get("argument"))
     if argument in ("x", "dx"):
         return (f"{where} your function modified its input {argument} in place (e.g. x -= ... or x += ...). "
                 "Build a new array instead: next_x = x - ..., so the caller's arrays stay as they were.")
@@ -156,6 +210,11 @@ def _describe_modification(exercise, where, argument):
     position = int(argument.split()[-1]) - 1
     name = exercise.arguments[position] if position < len(exercise.arguments) else argument
     hint = exercise.hints.get(name, "Build new arrays instead; the caller keeps using its own.")
+    changed = _CHANGED.get(event.get("changed"))
+    if changed:
+        item = str(event.get("item", ""))
+        item = name + (item if item.startswith("[") or not item else f".{item}")
+        name = f"{name} ({changed.format(item=item)})"
     return f"{where} your function changed its argument {name} in place: {hint}"
 
 
@@ -189,15 +248,9 @@ def _differing(reference_outputs, outputs, index, exercise):
 
 def _describe_difference(exercise, cases, results, expected, number, index):
     """The learner's value differs from the reference's at call ``index`` of case ``number``: say why."""
-    for variant, explanation in exercise.likely_bugs:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            variant_results = harness.run_all(variant, cases)
-        if all(_close(outputs.get(key), variant_outputs.get(key), exercise)
-               for (outputs, _), (variant_outputs, _), (reference, _) in zip(results, variant_results, expected,
-                                                                             strict=True)
-               for key in reference):
-            return explanation
+    explanation = _likely_bug(exercise, cases, results, expected)
+    if explanation is not None:
+        return explanation
     spec = cases[number][0]
     call = spec["calls"][index]
     differing = _differing(expected[number][0], results[number][0], index, exercise)
@@ -229,9 +282,12 @@ def _describe_difference(exercise, cases, results, expected, number, index):
                 f"{_show(reference[key])}{tally}.")
     key = differing[0]
     ours = outputs.get(key)
-    label = "next_x" if spec["kind"] == "rule" else "your result"
+    label = _label(spec, _output_name(key))
     if ours is None:
         return f"{call['where']} {label} is missing, expected {_show(reference[key])}{tally}."
+    if np.shape(ours) != np.shape(reference[key]):
+        return (f"{call['where']} {label} has shape {np.shape(ours)}, expected {np.shape(reference[key])}"
+                f"{tally}.")
     return (f"{call['where']} {label} is {_show(ours)}, expected {_show(reference[key])} (largest difference "
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
 
@@ -261,6 +317,15 @@ def _output_name(key):
     return key.split(".", 1)[1]
 
 
+def _label(spec, name):
+    """How a message names an output: next_x, your result, or an entry of the model your function returned."""
+    if spec["kind"] == "rule":
+        return "next_x"
+    if name.startswith("result."):
+        return f"{name.removeprefix('result.')} of the model you returned"
+    return "your result"
+
+
 def _show(value):
     return np.array2string(np.asarray(value), precision=4, threshold=6, edgeitems=2)
 
@@ -276,6 +341,9 @@ def _summary(exercise, cases):
     if exercise.kind == "rule":
         return (f"matches the reference on all {calls} calls ({backends}): a first call with no config, runs "
                 "stepped in turn, and a run replayed from a saved config.")
+    if exercise.kind == "model":
+        return (f"matches the reference on all {calls} calls, and changes nothing in its arguments it must leave "
+                "alone.")
     return f"matches the reference on all {calls} inputs ({backends})."
 
 
@@ -381,3 +449,42 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
         distance = np.linalg.norm(result.final - valley.global_minimum)
         print(f"L-BFGS with {label:23s}: {result.iterations} steps, {result.evaluations} gradient "
               f"evaluations, distance to the minimum {distance:.1e}")
+
+
+def ema_with_your_update(candidate, dataset, decay=0.9, epochs=5, learning_rate=0.05):
+    """Once Exercise 6.1 passes: SGD with momentum at a constant rate on ``dataset`` (an MLP, as in claim check
+    23), with two moving averages of the weights updated after every step, one by the learner's ema_update and
+    one by course_lib.averaging.ExponentialAverage; their test losses beside the trained weights'."""
+    if not _passes("ema_update", candidate):
+        return
+    model = training.mlp([dataset.x_train.shape[1], 128, 128, 10], seed=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    library = averaging.ExponentialAverage(model, decay)
+    yours = {"average": copy.deepcopy(model)}
+
+    def your_update(trained, step):
+        yours["average"] = candidate(yours["average"], trained, decay)
+
+    training.train(model, optimizer, dataset, epochs=epochs, on_step=[library, your_update], evaluate_every=None)
+    losses = {label: training.evaluate(network, dataset.x_test, dataset.y_test)[0]
+              for label, network in (("your ema_update", yours["average"]), ("ExponentialAverage", library.model),
+                                     ("the trained weights", model))}
+    for label, loss in losses.items():
+        print(f"{label:20s} test loss after {epochs} epochs: {loss:.3f}")
+    same = all(torch.allclose(mine.double(), theirs.double(), rtol=1e-4, atol=1e-6) for mine, theirs in
+               zip(yours["average"].state_dict().values(), library.model.state_dict().values(), strict=True))
+    print(f"your average's weights are the library's (to float32 round-off): {same}")
+
+
+def ensemble_with_your_predict(candidate, members, dataset):
+    """Once Exercise 6.2 passes: the learner's ensemble_predict on ``members`` (trained models) and the test set
+    of ``dataset``, scored beside course_lib.ensembles' prediction."""
+    if not _passes("ensemble_predict", candidate):
+        return
+    predictions = {"your ensemble_predict": torch.as_tensor(candidate(members, dataset.x_test)).detach(),
+                   "course_lib.ensembles": ensembles.average_probabilities(
+                       ensembles.member_logits(members, dataset.x_test))}
+    for label, probabilities in predictions.items():
+        print(f"{label:22s} on the {len(dataset.y_test)} test signals: accuracy "
+              f"{ensembles.accuracy(probabilities, dataset.y_test):.3f}, NLL "
+              f"{ensembles.negative_log_likelihood(probabilities, dataset.y_test):.3f}")

@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from course_lib import optim, schedules, second_order, theory
+from course_lib import averaging, ensembles, optim, schedules, second_order, theory
 from course_lib.bugs import LIKELY_BUGS
 
 __all__ = ["EXERCISES", "Exercise"]
@@ -28,13 +29,15 @@ class Exercise:
 
     name: str
     number: str  # as the notebooks number it, e.g. "3.2"
-    kind: str  # "rule" or "function": how course_lib.harness calls it
+    kind: str  # "rule", "function" or "model": how course_lib.harness calls it
     reference: object
     build_cases: object  # suite name -> list of cases
     arguments: tuple = ()  # the argument names, to say which one a learner changed in place
     rtol: float = 1e-8
     atol: float = 1e-10
     hints: dict = field(default_factory=dict)  # argument name -> what to do instead of changing it in place
+    tolerated: frozenset = frozenset()  # in-place changes allowed (kinds of course_lib.harness, e.g. "mode")
+    error_hints: tuple = ()  # (part of an error message, what usually causes it in this exercise)
 
     @property
     def likely_bugs(self):
@@ -197,6 +200,132 @@ _TWO_LOOP_HINTS = {
                  "after this call: loop over reversed(y_history) instead, and build new vectors.",
 }
 
+# ---- functions of small torch models (notebook 06) ------------------------------------------------------------
+
+def model_case(calls, arrays, returns):
+    """A case for a function of torch models (kind "model" of course_lib.harness): ``calls`` is a list of
+    (arguments, where), with arguments as the harness takes them (``{"model": network}``, ``{"models":
+    [networks]}``, ``{"array": name}``, ``{"number": v}``); ``returns`` is "model" or "array"."""
+    spec = {"kind": "model", "backend": "torch", "returns": returns,
+            "calls": [{"args": list(arguments), "where": where} for arguments, where in calls]}
+    return spec, arrays
+
+
+def _layers(layers):
+    return torch.nn.Sequential(*(getattr(torch.nn, layer)(*arguments) for layer, *arguments in layers))
+
+
+def _architecture(layers):
+    return "-".join(f"{layer}({', '.join(map(str, arguments))})" if arguments else layer
+                    for layer, *arguments in layers)
+
+
+def _random_state(rng, layers):
+    """Random entries for every item of the state_dict of ``layers``: weights of scale 1.5 / sqrt(fan-in),
+    running means around 0, running variances in (0.5, 2), a count of batches."""
+    state = {}
+    for key, value in _layers(layers).state_dict().items():
+        shape = tuple(value.shape)
+        if key.endswith("num_batches_tracked"):
+            state[key] = np.array(rng.integers(10, 100), dtype=float)
+        elif key.endswith("running_var"):
+            state[key] = rng.uniform(0.5, 2.0, shape)
+        elif key.endswith("weight") and len(shape) == 2:
+            state[key] = 1.5 * rng.standard_normal(shape) / math.sqrt(shape[1])
+        else:
+            state[key] = 0.5 * rng.standard_normal(shape)
+    return state
+
+
+def _network(layers, prefix, arrays, state, gradients=None, dtype="float64", training=True):
+    """Put ``state`` (and the parameters' gradients) into ``arrays`` under ``prefix``; the harness's network."""
+    arrays.update({f"{prefix}/{key}": value for key, value in state.items()})
+    arrays.update({f"{prefix}/{name}.grad": value for name, value in (gradients or {}).items()})
+    return {"layers": [list(layer) for layer in layers], "state": prefix, "dtype": dtype, "training": training}
+
+
+def _ema_case(layers, decays, seed, dtype="float64", training=True, average_gradients=False):
+    """An average and a trained model a few steps apart (other weights, other running statistics, one more batch
+    counted), the trained model's .grad set (and the average's, if ``average_gradients``); one call per decay."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    average = _random_state(rng, layers)
+    parameters = [name for name, _ in _layers(layers).named_parameters()]
+    trained = {key: value + 0.5 * rng.standard_normal(np.shape(value)) if key in parameters else value
+               for key, value in average.items()}
+    statistics = _random_state(rng, layers)
+    trained.update({key: statistics[key] for key in average if key.endswith(("running_mean", "running_var"))})
+    trained.update({key: value + 1 for key, value in average.items() if key.endswith("num_batches_tracked")})
+
+    def gradients():
+        return {name: rng.standard_normal(np.shape(average[name])) for name in parameters}
+
+    average_network = _network(layers, "average", arrays, average, gradients() if average_gradients else None,
+                               dtype)
+    trained_network = _network(layers, "model", arrays, trained, gradients(), dtype, training)
+    where = (f"{_architecture(layers)} ({dtype}; the trained model in {'training' if training else 'evaluation'} "
+             f"mode, its .grad set{'; the average with .grad set too' if average_gradients else ''})")
+    calls = [([{"model": average_network}, {"model": trained_network}, {"number": decay}],
+              f"with decay = {decay:g}, for the network {where}") for decay in decays]
+    return model_case(calls, arrays, "model")
+
+
+def ema_update(average_model, model, decay):
+    """The reference of Exercise 6.1: a new model, the average's parameters moved towards the trained model's
+    (course_lib.averaging's exponential moving average), its buffers copied from the trained model."""
+    average = averaging.ExponentialAverage(average_model, decay)
+    average.update(model)
+    return average.model
+
+
+def _ensemble_case(members, layers, batches, seed, dtype="float64", modes=None):
+    """``members`` models with random weights and running statistics, in training mode unless ``modes`` (one
+    bool per member: training?) says otherwise; one call per batch of random inputs (``batches``: their sizes)."""
+    rng = np.random.default_rng(seed)
+    modes = [True] * members if modes is None else modes
+    arrays = {f"inputs {number}": rng.standard_normal((examples, layers[0][1]))
+              for number, examples in enumerate(batches)}
+    networks = [_network(layers, f"member {k}", arrays, _random_state(rng, layers), dtype=dtype, training=mode)
+                for k, mode in enumerate(modes)]
+    if all(modes):
+        left = "all left in training mode"
+    else:
+        left = f"{sum(modes)} left in training mode and {len(modes) - sum(modes)} in evaluation mode"
+    models = f"{members} model{'s' if members > 1 else ''} {_architecture(layers)} ({left})"
+    calls = [([{"models": networks}, {"array": f"inputs {number}", "dtype": dtype}],
+              f"for {models}, on {examples} input{'s' if examples > 1 else ''} ({dtype})")
+             for number, examples in enumerate(batches)]
+    return model_case(calls, arrays, "array")
+
+
+def ensemble_predict(models, inputs):
+    """The reference of Exercise 6.2: the mean over the models of softmax(model(inputs)), each in evaluation
+    mode (course_lib.ensembles)."""
+    return ensembles.average_probabilities(ensembles.member_logits(models, inputs))
+
+
+_BATCH_NORM_NET = (("Linear", 4, 6), ("BatchNorm1d", 6), ("ReLU",), ("Dropout", 0.3), ("Linear", 6, 3))
+_PLAIN_NET = (("Linear", 3, 5), ("ReLU",), ("Linear", 5, 2))
+_DEEP_NET = (("Linear", 6, 8), ("BatchNorm1d", 8), ("Tanh",), ("Linear", 8, 8), ("BatchNorm1d", 8), ("ReLU",),
+             ("Linear", 8, 4))
+_WIDE_NET = (("Linear", 20, 32), ("ReLU",), ("Dropout", 0.5), ("Linear", 32, 10))
+_DROPOUT_MEMBER = (("Linear", 5, 16), ("ReLU",), ("Dropout", 0.5), ("Linear", 16, 4))
+_BATCH_NORM_MEMBER = (("Linear", 3, 8), ("BatchNorm1d", 8), ("ReLU",), ("Linear", 8, 3))
+_WIDE_MEMBER = (("Linear", 6, 12), ("ReLU",), ("Dropout", 0.2), ("Linear", 12, 10))
+_BOTH_MEMBER = (("Linear", 4, 10), ("BatchNorm1d", 10), ("ReLU",), ("Dropout", 0.3), ("Linear", 10, 5))
+
+_EMA_HINTS = {
+    "average_model": "the caller's previous average changed too. Start from a copy, new_average = "
+                     "copy.deepcopy(average_model), and write only into it.",
+    "model": "training goes on from the trained model, so it must stay exactly as it was (weights, .grad, "
+             "buffers, train/eval mode). Only read it; write into your copy of the average.",
+}
+_ENSEMBLE_HINTS = {
+    "models": "predicting must leave the list of models, their weights and their buffers as they were "
+              "(switching the models to evaluation mode with model.eval() is fine).",
+    "inputs": "build new tensors instead (x = inputs * 2, not inputs *= 2); the caller keeps using its inputs.",
+}
+
 EXERCISES = {exercise.name: exercise for exercise in (
     Exercise("best_learning_rate", "1.1", "function", best_learning_rate,
              visible_and_more(lambda: _hessian_case((2, 5), 7), lambda: _hessian_case((3, 8, 20), 8)),
@@ -228,4 +357,24 @@ EXERCISES = {exercise.name: exercise for exercise in (
                                        _two_loop_case("numpy", (2, 12), 10, 52),
                                        _two_loop_case("torch", (3,), 2, 53)]),
              ("gradient", "s_history", "y_history"), hints=_TWO_LOOP_HINTS),
+    Exercise("ema_update", "6.1", "model", ema_update,
+             visible_and_more(lambda: [_ema_case(_BATCH_NORM_NET, (0.9, 0.99), 60),
+                                       _ema_case(_PLAIN_NET, (0.75,), 61, average_gradients=True)],
+                              lambda: [_ema_case(_DEEP_NET, (0.0, 0.3, 0.999), 62, "float32", training=False,
+                                                 average_gradients=True),
+                                       _ema_case(_WIDE_NET, (0.995, 0.9), 63)]),
+             ("average_model", "model", "decay"), rtol=1e-5, atol=1e-6, hints=_EMA_HINTS,
+             error_hints=(("can't be cast to the desired output type Long",
+                           "That is batch norm's num_batches_tracked, an integer buffer, changed in place by "
+                           "float arithmetic (e.g. mul_(decay)). Buffers are not averaged anyway: copy them from "
+                           "the trained model, kept.copy_(live)."),)),
+    Exercise("ensemble_predict", "6.2", "model", ensemble_predict,
+             visible_and_more(lambda: [_ensemble_case(3, _DROPOUT_MEMBER, (12, 5), 70),
+                                       _ensemble_case(2, _BATCH_NORM_MEMBER, (10,), 71)],
+                              lambda: [_ensemble_case(1, _DROPOUT_MEMBER, (7,), 72),
+                                       _ensemble_case(5, _WIDE_MEMBER, (20, 9), 73,
+                                                      modes=[True, False, True, False, True]),
+                                       _ensemble_case(4, _BOTH_MEMBER, (16,), 74, "float32"),
+                                       _ensemble_case(3, _DROPOUT_MEMBER, (1,), 75)]),
+             ("models", "inputs"), rtol=1e-5, atol=1e-6, hints=_ENSEMBLE_HINTS, tolerated=frozenset({"mode"})),
 )}

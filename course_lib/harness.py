@@ -26,9 +26,25 @@ Kinds of case (``spec["kind"]``):
   ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}`` or ``{"integer": v}``.
   The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"`` (``"<i>.result<j>"``
   for the j-th of a tuple or list).
+- ``"model"``: like ``"function"``, for functions that take or return small torch models. An argument may
+  also be ``{"model": network}`` or ``{"models": [network, ...]}`` (a list), where ``network`` is
+  ``{"layers": [[layer, *arguments], ...], "state": prefix, "dtype": "float64", "training": true}``: the model
+  ``torch.nn.Sequential(torch.nn.<layer>(*arguments), ...)`` in that dtype, every entry of its state_dict set
+  from the array ``"<prefix>/<key>"`` (weights, biases, batch norm's running statistics), each parameter's
+  ``.grad`` from ``"<prefix>/<name>.grad"`` when that array is there (None otherwise), and left in training
+  (``"training": true``) or evaluation mode. ``{"array": name}`` may carry ``"dtype"``. Each call runs with
+  torch's random generator seeded (``call["seed"]``, default the call's number) inside
+  ``torch.random.fork_rng``, so that dropout left on in training mode drops the same units at every run and
+  the caller's generator is left as it was. ``spec["returns"]``: ``"model"`` (every entry of the returned
+  model's state_dict becomes ``"<i>.result.<key>"``) or ``"array"`` (``"<i>.result"``). What a call changes
+  in its arguments is an event ``{"what": "modified", "argument": "argument k", "changed": kind, "item":
+  which}``, one per kind of change, in this order: ``"items"`` (a list's items replaced, added, removed or
+  reordered), ``"parameters"``, ``"buffers"``, ``"gradients"``, ``"requires_grad"``, ``"mode"`` (train/eval)
+  or ``"values"`` (a tensor's); ``item`` names the first thing changed, e.g. ``"1.running_mean"`` or
+  ``"[2].0.weight"`` (the third model of a list). Whether a change is a mistake is for the judge to say.
 
 ``spec["backend"]`` is ``"numpy"`` or ``"torch"``: with torch, every array is handed over as a float64 tensor
-and a tensor must come back.
+(unless its argument says another dtype) and a tensor must come back. Cases of kind ``"model"`` are torch's.
 
 Run as a script (``python harness.py CASES_DIR CODE_FILE OUT_DIR NAME``) it executes the learner's code from
 CODE_FILE (after ``import math, numpy as np, torch``), calls the function NAME on every case saved in CASES_DIR
@@ -50,7 +66,7 @@ MESSAGE_LIMIT = 300  # characters kept of an exception's message
 def run(candidate, case):
     """Call ``candidate`` as ``case`` says; return (outputs, events)."""
     spec, arrays = case
-    calls = {"rule": _run_rule, "function": _run_function}[spec["kind"]]
+    calls = {"rule": _run_rule, "function": _run_function, "model": _run_model}[spec["kind"]]
     return calls(candidate, spec, arrays, _backend(spec))
 
 
@@ -171,14 +187,119 @@ def _argument_unchanged(argument, snapshot):
     return snapshot is None or _unchanged(argument, snapshot)
 
 
+# ---- functions of torch models --------------------------------------------------------------------------
+
+# The kinds of change to an argument, in the order they are reported.
+CHANGES = ("items", "parameters", "buffers", "gradients", "requires_grad", "mode", "values")
+
+
+def _run_model(function, spec, arrays, backend):
+    torch = backend.torch
+    outputs, events = {}, []
+    with torch.random.fork_rng(devices=[]):
+        for index, call in enumerate(spec["calls"]):
+            torch.manual_seed(call.get("seed", index))
+            arguments = [_model_argument(argument, arrays, backend) for argument in call["args"]]
+            before = [_state(argument) for argument in arguments]
+            try:
+                result = function(*arguments)
+            except BaseException as error:
+                events.append(_raised(index, error))
+                continue
+            for position, (argument, state) in enumerate(zip(arguments, before, strict=True)):
+                events.extend({"call": index, "what": "modified", "argument": f"argument {position + 1}",
+                               "changed": kind, "item": item} for kind, item in _changes(state, _state(argument)))
+            if spec.get("returns") == "model":
+                _record_model(outputs, events, index, result, backend)
+            else:
+                _record(outputs, events, index, "result", result, backend, None)
+    return outputs, events
+
+
+def _model_argument(argument, arrays, backend):
+    if "model" in argument:
+        return _build_model(argument["model"], arrays, backend.torch)
+    if "models" in argument:
+        return [_build_model(network, arrays, backend.torch) for network in argument["models"]]
+    if "array" in argument:
+        return backend.array(arrays[argument["array"]], argument.get("dtype", "float64"))
+    return _argument(argument, arrays, backend)
+
+
+def _build_model(network, arrays, torch):
+    """The torch.nn.Sequential that ``network`` describes, its state and gradients from ``arrays``."""
+    dtype = getattr(torch, network.get("dtype", "float64"))
+    model = torch.nn.Sequential(*(getattr(torch.nn, layer)(*arguments) for layer, *arguments in network["layers"]))
+    model.to(dtype)
+    prefix = network["state"]
+    model.load_state_dict({key: torch.tensor(np.asarray(arrays[f"{prefix}/{key}"]), dtype=value.dtype)
+                           for key, value in model.state_dict().items()})
+    for name, parameter in model.named_parameters():
+        gradient = arrays.get(f"{prefix}/{name}.grad")
+        parameter.grad = None if gradient is None else torch.tensor(np.asarray(gradient), dtype=dtype)
+    model.train(network.get("training", True))
+    return model
+
+
+def _state(value):
+    """(kind of change, item) -> a copy of everything a call could change in an argument: a model's
+    parameters, buffers, gradients, requires_grad flags and train/eval modes; a list's items (and theirs); a
+    tensor's values."""
+    if isinstance(value, list):
+        state = {("items", ""): tuple(value)}  # the items themselves: replacing one is a change
+        for number, item in enumerate(value):
+            state.update({(kind, f"[{number}]" + (f".{name}" if name else "")): copied
+                          for (kind, name), copied in _state(item).items()})
+        return state
+    if hasattr(value, "named_parameters") and hasattr(value, "named_buffers"):  # a torch model
+        state = {}
+        for name, parameter in value.named_parameters():
+            state["parameters", name] = _snapshot(parameter)
+            state["gradients", name] = _snapshot(parameter.grad)
+            state["requires_grad", name] = parameter.requires_grad
+        state.update({("buffers", name): _snapshot(buffer) for name, buffer in value.named_buffers()})
+        state.update({("mode", name): module.training for name, module in value.named_modules()})
+        return state
+    return {("values", ""): _snapshot(value)} if _is_array_like(value) else {}
+
+
+def _changes(before, after):
+    """[(kind, first item changed)] between two ``_state``s, one per kind of change, in the order of CHANGES."""
+    first = {}
+    for key in [*before, *(key for key in after if key not in before)]:
+        if key not in before or key not in after or not _same(before[key], after[key]):
+            first.setdefault(key[0], key[1])
+    return [(kind, first[kind]) for kind in CHANGES if kind in first]
+
+
+def _same(then, now):
+    if then is None or now is None:  # a gradient that was not there, or is gone
+        return then is None and now is None
+    if isinstance(then, bool):  # a requires_grad flag, a train/eval mode
+        return then == now
+    if isinstance(then, tuple):  # a list's items
+        return len(then) == len(now) and all(old is new for old, new in zip(then, now, strict=True))
+    return _unchanged(now, then)
+
+
+def _record_model(outputs, events, index, value, backend):
+    """Store every entry of a returned model's state_dict as outputs["<index>.result.<key>"]."""
+    if not isinstance(value, backend.torch.nn.Module):
+        events.append({"call": index, "what": "type", "output": "result", "got": _describe(value),
+                       "expected": "a torch model (a torch.nn.Module)"})
+        return
+    for key, tensor in value.state_dict().items():
+        _record(outputs, events, index, f"result.{key}", tensor, backend, None)
+
+
 # ---- turning values into float arrays -------------------------------------------------------------------
 
 class _Numpy:
     name = "numpy"
 
     @staticmethod
-    def array(values):
-        return np.array(values, dtype=float)
+    def array(values, dtype="float64"):
+        return np.array(values, dtype=dtype)
 
     @staticmethod
     def is_native(value):
@@ -193,15 +314,15 @@ class _Torch:
 
         self.torch = torch
 
-    def array(self, values):
-        return self.torch.tensor(np.asarray(values, dtype=float))
+    def array(self, values, dtype="float64"):
+        return self.torch.tensor(np.asarray(values, dtype=float), dtype=getattr(self.torch, dtype))
 
     def is_native(self, value):
         return isinstance(value, self.torch.Tensor)
 
 
 def _backend(spec):
-    return _Torch() if spec.get("backend") == "torch" else _Numpy()
+    return _Torch() if spec.get("backend") == "torch" or spec["kind"] == "model" else _Numpy()
 
 
 def _record(outputs, events, index, name, value, backend, shape, check_kind=True):

@@ -274,3 +274,112 @@ def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, 
 
 def _cycle(values, n):
     return [values[i % len(values)] for i in range(n)]
+
+
+# ---- Notebook 06: ensembles and weight averages ----------------------------------------------------------------
+# Okabe-Ito colours (colour-blind safe), each curve also with a line style or marker of its own.
+OKABE_ITO = {"blue": "#0072B2", "vermillion": "#D55E00", "green": "#009E73", "orange": "#E69F00",
+             "purple": "#CC79A7", "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
+
+
+def _headroom(low, high, fraction=0.08):
+    pad = (high - low) * fraction or 0.01
+    return low - pad, high + pad
+
+
+class EnsemblePicture(_SideBySide):
+    """Test accuracy (left) and NLL (right) of the ensemble of the first K members, against K; each member's
+    own score as a dot at its index and the mean member as a dotted line.
+
+    The axes are the same for every set of members (they span every value in ``accuracy_range`` and
+    ``nll_range``) and drawn once: a change of K or of the set of members redraws only the data.
+    ``update(member_nll, member_accuracy, ensemble_nll, ensemble_accuracy, size)`` draws the ensemble's curve
+    up to ``size``.
+    """
+
+    def __init__(self, members, accuracy_range, nll_range, height=3.2, dpi=72):
+        margins = {"left": 0.15, "right": 0.97, "bottom": 0.16, "top": 0.9}
+        self.accuracy = _Panel((4.6, height), dpi, margins)
+        self.nll = _Panel((4.6, height), dpi, margins)
+        self.panels = (self.accuracy, self.nll)
+        self.curves, self.heads, self.dots, self.means = {}, {}, {}, {}
+        for name, panel, limits, title in (
+                ("accuracy", self.accuracy, _headroom(np.min(accuracy_range), np.max(accuracy_range), 0.1),
+                 "test accuracy (higher is better)"),
+                ("nll", self.nll, _headroom(np.min(nll_range), np.max(nll_range), 0.1),
+                 "test NLL (lower is better)")):
+            ax = panel.ax
+            (self.dots[name],) = ax.plot([], [], "o", color=OKABE_ITO["orange"], mec="k", ms=7, ls="none",
+                                         label="each member on its own", animated=True, zorder=3)
+            self.means[name] = ax.axhline(0, color=OKABE_ITO["vermillion"], ls=":", lw=1.8, label="mean member",
+                                          animated=True)
+            (self.curves[name],) = ax.plot([], [], "-s", color=OKABE_ITO["blue"], lw=2, ms=5,
+                                           label="ensemble of the first K", animated=True, zorder=4)
+            (self.heads[name],) = ax.plot([], [], "s", color=OKABE_ITO["blue"], ms=11, mec="k", animated=True,
+                                          zorder=5)
+            ax.set(xlim=(0.5, members + 0.5), ylim=limits, xticks=np.arange(1, members + 1),
+                   xlabel="ensemble size K (members)")
+            ax.set_title(title, fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="upper right" if name == "nll" else "lower right", fontsize=8, framealpha=0.9)
+            panel.show("axes", lambda: None)
+
+    def update(self, member_nll, member_accuracy, ensemble_nll, ensemble_accuracy, size):
+        values = {"accuracy": (np.asarray(member_accuracy), np.asarray(ensemble_accuracy)),
+                  "nll": (np.asarray(member_nll), np.asarray(ensemble_nll))}
+        for name, (own, ensemble) in values.items():
+            self.dots[name].set_data(np.arange(1, len(own) + 1), own)
+            self.means[name].set_ydata([own.mean(), own.mean()])
+            self.curves[name].set_data(np.arange(1, size + 1), ensemble[:size])
+            self.heads[name].set_data([size], [ensemble[size - 1]])
+        return self
+
+
+class AveragingPicture(_SideBySide):
+    """Left: the test loss of the trained weights, of their exponential moving average for one decay and of
+    their uniform average, against the step. Right: the final test loss against the decay (all decays
+    measured), the chosen one marked, with the trained weights' and the uniform average's as lines.
+
+    Everything but the chosen decay's curve and marks is drawn once. ``update(steps, averaged, decay, final,
+    better_from)``: ``better_from`` is the first step at which the average's loss is below the trained
+    weights' (None: never), marked on the left by a dotted line.
+    """
+
+    def __init__(self, steps, raw, uniform, decays, finals, height=3.4, dpi=72, loss_limits=(0.8, 2.5)):
+        self.curve = _Panel((5.4, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.final = _Panel((4.2, height), dpi, {"left": 0.17, "right": 0.96, "bottom": 0.17, "top": 0.9})
+        self.panels = (self.curve, self.final)
+        ax = self.curve.ax
+        ax.plot(steps, raw, "-", color=OKABE_ITO["black"], lw=1.2, alpha=0.75, label="trained weights x")
+        ax.plot(steps, uniform, "--", color=OKABE_ITO["green"], lw=2, label="uniform average")
+        (self.averaged,) = ax.plot([], [], "-", color=OKABE_ITO["blue"], lw=2.4, label="moving average x_test",
+                                   animated=True, zorder=4)
+        self.better = ax.axvline(0, color=OKABE_ITO["vermillion"], ls=":", lw=1.5, animated=True,
+                                 label="first below the trained weights")
+        ax.set(xlim=(0, steps[-1]), ylim=loss_limits, xlabel="step", ylabel="test loss")
+        ax.set_title("test loss during training (constant learning rate)", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        windows = 1 / (1 - np.asarray(decays, dtype=float))
+        fx = self.final.ax
+        fx.plot(windows, finals, "-o", color=OKABE_ITO["blue"], ms=5, label="moving average")
+        fx.axhline(raw[-1], color=OKABE_ITO["black"], lw=1.2, label="trained weights")
+        fx.axhline(uniform[-1], color=OKABE_ITO["green"], ls="--", lw=2, label="uniform average")
+        fx.set_xscale("log")
+        fx.set_xticks(windows, [f"{d:g}" for d in decays], fontsize=7)
+        fx.xaxis.set_minor_locator(NullLocator())
+        fx.set(xlabel="decay (memory ≈ 1 / (1 - decay) steps)", ylabel="final test loss",
+               ylim=_headroom(min(min(finals), uniform[-1], raw[-1]), max(max(finals), raw[-1]), 0.15))
+        fx.set_title("final test loss against the decay", fontsize=10)
+        fx.grid(True, alpha=0.3)
+        fx.legend(loc="upper center", fontsize=8, framealpha=0.9)
+        (self.chosen,) = fx.plot([], [], "o", color=OKABE_ITO["blue"], ms=13, mec="k", animated=True, zorder=5)
+        self.curve.show("static", lambda: None)
+        self.final.show("static", lambda: None)
+
+    def update(self, steps, averaged, decay, final, better_from):
+        self.averaged.set_data(steps, averaged)
+        self.chosen.set_data([1 / (1 - decay)], [final])
+        self.better.set_xdata([better_from or 0, better_from or 0])
+        self.better.set_visible(better_from is not None)
+        return self

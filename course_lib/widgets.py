@@ -316,3 +316,127 @@ class ScheduleExplorer:
 def schedule_explorer(schedule="step_decay", learning_rate=0.5, gradient_noise=0.5, yours=None, **values):
     """Build and return a ``ScheduleExplorer`` widget (see ``ScheduleExplorer``); the notebook displays it."""
     return ScheduleExplorer(schedule, learning_rate, gradient_noise, yours, **values)
+
+
+# ---- Notebook 06: ensembles and weight averages ----------------------------------------------------------------
+class EnsembleExplorer:
+    """The ensemble of the first K members against K, for one of several sets of members (precomputed logits:
+    a slider only averages and redraws). ``member_sets``: label -> logits of shape (members, examples, classes)
+    on the test set; ``labels``: the test labels."""
+
+    def __init__(self, member_sets, labels, size=None):
+        from .ensembles import growing_ensemble, member_scores
+        from .plots import EnsemblePicture
+
+        if not member_sets:
+            raise ValueError("member_sets must name at least one set of members, got none")
+        self.scores = {}
+        for name, logits in member_sets.items():
+            member_nll, member_accuracy = member_scores(logits, labels)
+            ensemble_nll, ensemble_accuracy = growing_ensemble(logits, labels)
+            self.scores[name] = (member_nll, member_accuracy, ensemble_nll, ensemble_accuracy)
+        largest = max(len(scores[0]) for scores in self.scores.values())
+        first = next(iter(self.scores))
+        every = [np.concatenate([scores[i] for scores in self.scores.values()]) for i in range(4)]
+        self.controls = {
+            "members": W.Dropdown(options=list(self.scores), value=first, description="members",
+                                  style=_STYLE, layout=W.Layout(width="420px")),
+            "size": _int_slider("ensemble size K", size or len(self.scores[first][0]), 1, largest),
+        }
+        self.picture = EnsemblePicture(largest, accuracy_range=np.concatenate([every[1], every[3]]),
+                                       nll_range=np.concatenate([every[0], every[2]]))
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML()
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.widget = W.VBox([W.HBox(list(self.controls.values())), self.image, self.summary])
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def refresh(self):
+        name = self.controls["members"].value
+        member_nll, member_accuracy, ensemble_nll, ensemble_accuracy = self.scores[name]
+        size = self.controls["size"]
+        size.max = len(member_nll)  # sets of different sizes: the slider never goes past this set's members
+        k = min(size.value, len(member_nll))
+        self.picture.update(member_nll, member_accuracy, ensemble_nll, ensemble_accuracy, k)
+        self.image.value = self.picture.png()
+        own_accuracy, own_nll = member_accuracy[:k], member_nll[:k]
+        self.summary.value = (
+            f"<b>{name}</b>, the first {k}: ensemble accuracy <b>{ensemble_accuracy[k - 1]:.3f}</b>, NLL "
+            f"<b>{ensemble_nll[k - 1]:.3f}</b>; those members on their own: accuracy "
+            f"{own_accuracy.min():.3f}–{own_accuracy.max():.3f} (mean {own_accuracy.mean():.3f}), "
+            f"NLL {own_nll.min():.3f}–{own_nll.max():.3f} (mean {own_nll.mean():.3f}).")
+
+    def _on_change(self, change):
+        self.refresh()
+
+
+def ensemble_explorer(member_sets, labels, size=None):
+    """Build and return an ``EnsembleExplorer`` widget (see ``EnsembleExplorer``); the notebook displays it."""
+    return EnsembleExplorer(member_sets, labels, size)
+
+
+class AveragingExplorer:
+    """The test loss of a run's trained weights against their exponential moving average, one decay at a time
+    (a slider over the decays measured during training by ``course_lib.averaging.LossCurves``: it only
+    redraws). ``curves.losses`` must hold "raw" (the trained weights), "uniform" and one entry per decay."""
+
+    def __init__(self, curves, decay=0.99):
+        from .averaging import first_below, roughness
+        from .plots import AveragingPicture
+
+        self.steps = np.asarray(curves.steps)
+        self.losses = {label: np.asarray(values) for label, values in curves.losses.items()}
+        missing = [label for label in ("raw", "uniform") if label not in self.losses]
+        self.decays = sorted(label for label in self.losses if not isinstance(label, str))
+        if missing or not self.decays:
+            raise ValueError(f"curves must hold 'raw', 'uniform' and at least one decay, got {list(self.losses)}")
+        if decay not in self.decays:
+            raise ValueError(f"decay must be one of the measured decays {self.decays}, got {decay!r}")
+        raw, half = self.losses["raw"], self.steps >= self.steps[-1] / 2
+        self.facts = {d: (first_below(self.steps, self.losses[d], raw),
+                          roughness(raw[half]) / max(roughness(self.losses[d][half]), 1e-12)) for d in self.decays}
+        self.controls = {"decay": W.SelectionSlider(options=[(f"{d:g}", d) for d in self.decays], value=decay,
+                                                    description="decay", continuous_update=False, style=_STYLE,
+                                                    layout=W.Layout(width="420px"))}
+        self.picture = AveragingPicture(self.steps, raw, self.losses["uniform"], self.decays,
+                                        [self.losses[d][-1] for d in self.decays])
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML()
+        self.controls["decay"].observe(self._on_change, names="value")
+        self.widget = W.VBox([self.controls["decay"], self.image, self.summary])
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def refresh(self):
+        decay = self.controls["decay"].value
+        averaged = self.losses[decay]
+        better_from, calmer = self.facts[decay]
+        self.picture.update(self.steps, averaged, decay, averaged[-1], better_from)
+        self.image.value = self.picture.png()
+        epoch = int(self.steps[1]) if len(self.steps) > 1 else 1
+        lag = (f"first below the trained weights at step {better_from}" if better_from is not None
+               else "never below the trained weights")
+        self.summary.value = (
+            f"decay <b>{decay:g}</b> remembers about {1 / (1 - decay):.0f} steps: final test loss "
+            f"<b>{averaged[-1]:.3f}</b> (trained weights {self.losses['raw'][-1]:.3f}, uniform average "
+            f"{self.losses['uniform'][-1]:.3f}). Lag: {lag}; after {epoch} steps it still holds "
+            f"{decay ** epoch:.0%} of the initial weights. Noise: in the second half its curve wiggles "
+            f"{calmer:.1f}× less than the trained weights'.")
+
+    def _on_change(self, change):
+        self.refresh()
+
+
+def averaging_explorer(curves, decay=0.99):
+    """Build and return an ``AveragingExplorer`` widget (see ``AveragingExplorer``); the notebook displays it."""
+    return AveragingExplorer(curves, decay)

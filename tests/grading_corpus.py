@@ -23,6 +23,7 @@ SOURCE = ROOT / "instructor" / "source"
 NB1 = "01_problems_of_optimization"
 NB2 = "02_momentum_and_nesterov"
 NB3 = "03_adaptive_methods"
+NB6 = "06_ensembles_and_averaging"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -89,6 +90,9 @@ class Answer:
 LOOP_FOREVER = "while True:\n    pass"
 HARDCODED_RHO = ('rho = config.get("rho", 0.9)', "rho = 0.9")
 NO_BIAS_CORRECTION = ("first_unbiased = first_moment / (1 - beta1**t)", "first_unbiased = first_moment")
+EMA_SWAPPED = ("decay * average + (1 - decay) * weights", "decay * weights + (1 - decay) * average")
+EVAL_FORGOTTEN = ("            model.eval()\n", "")
+EMA_IN_PLACE = ("new_average = copy.deepcopy(average_model)", "new_average = average_model")
 
 
 def wrong_adam():
@@ -156,9 +160,19 @@ def corpus(submissions, out):
     nb1_ids = ("best_learning_rate", "steps_to_shrink")
     nb2_ids = ("sgd_momentum", "nesterov")
     nb3_ids = ("rmsprop", "adam")
+    nb6_ids = ("ema_update", "ensemble_predict")
     cases = {
         "correct": {NB1: Answer(NB1).solve(*nb1_ids), NB2: Answer(NB2).solve(*nb2_ids),
-                    NB3: Answer(NB3).solve(*nb3_ids)},
+                    NB3: Answer(NB3).solve(*nb3_ids), NB6: Answer(NB6).solve(*nb6_ids)},
+        # Notebook 06's functions of torch models: old and new weights swapped, and eval() forgotten ...
+        "swapped_ema_and_eval_forgotten": {NB6: Answer(NB6).edit("ema_update", *EMA_SWAPPED)
+                                           .edit("ensemble_predict", *EVAL_FORGOTTEN)},
+        # ... the right numbers from an average changed in place, and a cell that relies on an import made
+        # elsewhere in the notebook (the grader runs the exercise's cell alone).
+        "ema_in_place_and_missing_import": {NB6: Answer(NB6).edit("ema_update", *EMA_IN_PLACE).write(
+            "ensemble_predict", "def ensemble_predict(models, inputs):\n"
+                                "    members = [copy.deepcopy(model).eval() for model in models]\n"
+                                "    return torch.stack([m(inputs).softmax(-1) for m in members]).mean(0)")},
         # sgd_momentum ignores config["rho"]; nesterov has a syntax error.
         "hardcoded_rho_and_syntax_error": {NB2: Answer(NB2).edit("sgd_momentum", *HARDCODED_RHO).write(
             "nesterov", "def nesterov(x, dx, config=None)\n    return x, config")},
@@ -204,9 +218,13 @@ def expected(submissions, out):
     """(student, notebook) -> {check cell: points}, or the start of the error for an ungradable submission."""
     full = {NB1: {"check_best_learning_rate": 1, "check_steps_to_shrink": 1},
             NB2: {"check_sgd_momentum": 2, "check_nesterov": 2},
-            NB3: {"check_rmsprop": 2, "check_adam": 2}}
+            NB3: {"check_rmsprop": 2, "check_adam": 2},
+            NB6: {"check_ema_update": 2, "check_ensemble_predict": 2}}
     scores = {
         ("correct", NB1): full[NB1], ("correct", NB2): full[NB2], ("correct", NB3): full[NB3],
+        ("correct", NB6): full[NB6],
+        ("swapped_ema_and_eval_forgotten", NB6): {"check_ema_update": 0, "check_ensemble_predict": 0},
+        ("ema_in_place_and_missing_import", NB6): {"check_ema_update": 0, "check_ensemble_predict": 0},
         ("hardcoded_rho_and_syntax_error", NB2): {"check_sgd_momentum": 0, "check_nesterov": 0},
         ("loop_in_function", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
         ("loop_top_level", NB1): {"check_best_learning_rate": 0, "check_steps_to_shrink": 1},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import checks, exercises, harness, optim, schedules, second_order, theory
+from course_lib import checks, data, exercises, harness, optim, schedules, second_order, theory, training
 from course_lib.checks import ExerciseError
 from course_lib.exercises import EXERCISES
 
@@ -436,3 +436,303 @@ def test_torch_cases_really_use_tensors():
 
     checks.check("adam", adam, quiet=True)
     assert torch.Tensor in seen and np.ndarray in seen
+
+
+# ---- notebook 06: functions of torch models ------------------------------------------------------------------
+
+def ema_with_lerp(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    with torch.no_grad():
+        for average, weights in zip(new_average.parameters(), model.parameters(), strict=True):
+            average.lerp_(weights, 1 - decay)
+        for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+            kept.copy_(live)
+    return new_average
+
+
+def ema_through_the_state_dict(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    parameters = dict(model.named_parameters())
+    old, live = new_average.state_dict(), model.state_dict()
+    new_average.load_state_dict({key: decay * old[key] + (1 - decay) * live[key] if key in parameters
+                                 else live[key].clone() for key in old})
+    return new_average
+
+
+def ema_as_one_vector(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    average = torch.nn.utils.parameters_to_vector(new_average.parameters())
+    weights = torch.nn.utils.parameters_to_vector(model.parameters())
+    averaged = (decay * average + (1 - decay) * weights).detach()
+    torch.nn.utils.vector_to_parameters(averaged, new_average.parameters())
+    for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+        kept.data = live.data.clone()
+    return new_average
+
+
+def ema_by_torchs_averaged_model(average_model, model, decay):
+    """torch.optim.swa_utils.AveragedModel (an independent reference): its EMA with buffers kept in sync."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    averaged = AveragedModel(average_model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    averaged.n_averaged.fill_(1)  # average_model already holds an average: its next update is an EMA step
+    averaged.update_parameters(model)
+    return averaged.module
+
+
+def ensemble_summing(models, inputs):
+    total = 0
+    for model in models:
+        model.eval()
+        total = total + torch.nn.functional.softmax(model(inputs), dim=1)
+    return total / len(models)
+
+
+def ensemble_in_inference_mode(models, inputs):
+    with torch.inference_mode():
+        return torch.stack([model.eval()(inputs).log_softmax(-1).exp() for model in models]).mean(dim=0)
+
+
+def ensemble_on_copies(models, inputs):
+    probabilities = []
+    for model in models:
+        member = copy.deepcopy(model)
+        member.eval()
+        probabilities.append(torch.softmax(member(inputs), -1))
+    return sum(probabilities) / len(probabilities)
+
+
+def ensemble_restoring_modes(models, inputs):
+    probabilities = []
+    with torch.no_grad():
+        for model in models:
+            was_training = model.training
+            model.eval()
+            probabilities.append(torch.softmax(model(inputs), -1))
+            model.train(was_training)
+    return torch.stack(probabilities).mean(0)
+
+
+def ensemble_into_float32_zeros(models, inputs):
+    total = torch.zeros(inputs.shape[0], 1)
+    for model in models:
+        model.eval()
+        total = total + torch.softmax(model(inputs), -1).detach()
+    return total / len(models)
+
+
+@pytest.mark.parametrize("name, candidate", [
+    ("ema_update", ema_with_lerp), ("ema_update", ema_through_the_state_dict), ("ema_update", ema_as_one_vector),
+    ("ema_update", ema_by_torchs_averaged_model), ("ensemble_predict", ensemble_summing),
+    ("ensemble_predict", ensemble_in_inference_mode), ("ensemble_predict", ensemble_on_copies),
+    ("ensemble_predict", ensemble_restoring_modes), ("ensemble_predict", ensemble_into_float32_zeros),
+])
+def test_correct_model_answers_written_differently_pass(name, candidate):
+    for suite in ("visible", "hidden"):
+        assert verdict(name, candidate, suite) is None
+
+
+def test_the_ema_reference_is_torchs_averaged_model_and_the_ensemble_a_distribution():
+    """On every hidden case, the reference's numbers are AveragedModel's (passing the check means matching the
+    reference to rtol 1e-5), and the reference's ensemble rows sum to 1."""
+    exercise = EXERCISES["ema_update"]
+    cases = exercise.cases("hidden")
+    assert checks.judge(exercise, cases, harness.run_all(ema_by_torchs_averaged_model, cases)) is None
+    for outputs, events in harness.run_all(EXERCISES["ensemble_predict"].reference,
+                                           EXERCISES["ensemble_predict"].cases("hidden")):
+        assert outputs and all(np.allclose(value.sum(axis=-1), 1.0) for value in outputs.values())
+        assert [event["changed"] for event in events] == []  # member_logits restores each model's mode
+
+
+def ema_returning_a_state_dict(average_model, model, decay):
+    return ema_with_lerp(average_model, model, decay).state_dict()
+
+
+def ema_zeroing_the_gradients(average_model, model, decay):
+    new_average = ema_with_lerp(average_model, model, decay)
+    model.zero_grad()
+    return new_average
+
+
+def ema_switching_the_model_to_eval(average_model, model, decay):
+    model.eval()
+    return ema_with_lerp(average_model, model, decay)
+
+
+def ema_freezing_the_average(average_model, model, decay):
+    average_model.requires_grad_(False)
+    return ema_with_lerp(average_model, model, decay)
+
+
+def ema_in_place_then_copied(average_model, model, decay):
+    with torch.no_grad():
+        for average, weights in zip(average_model.parameters(), model.parameters(), strict=True):
+            average.mul_(decay).add_((1 - decay) * weights)
+    new_average = copy.deepcopy(average_model)
+    for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+        kept.copy_(live)
+    return new_average
+
+
+def ema_multiplying_the_buffers_in_place(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    with torch.no_grad():
+        for kept, live in zip([*new_average.parameters(), *new_average.buffers()],
+                              [*model.parameters(), *model.buffers()], strict=True):
+            kept.mul_(decay).add_((1 - decay) * live)
+    return new_average
+
+
+def ema_of_the_whole_state_dict(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    old, live = new_average.state_dict(), model.state_dict()
+    new_average.load_state_dict({key: decay * old[key] + (1 - decay) * live[key] for key in old})
+    return new_average
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    (ema_returning_a_state_dict, "returned collections.OrderedDict as result; a torch model (a torch.nn.Module) "
+                                 "was expected"),
+    (ema_zeroing_the_gradients, "changed its argument model (the .grad of its parameters, model.0.weight first) "
+                                "in place: training goes on from the trained model"),
+    (ema_switching_the_model_to_eval, "changed its argument model (the train/eval mode of model) in place"),
+    (ema_freezing_the_average, "changed its argument average_model (the requires_grad flag of "
+                               "average_model.0.weight) in place: the caller's previous average changed too"),
+    (ema_in_place_then_copied, "the numbers are right, but you changed average_model in place"),
+    (ema_multiplying_the_buffers_in_place, "That is batch norm's num_batches_tracked, an integer buffer"),
+    (ema_of_the_whole_state_dict, "you averaged batch norm's buffers (running_mean, running_var) like the "
+                                  "weights"),
+    (lambda average_model, model, decay: ema_with_lerp(model, average_model, decay),
+     "no likely bug we know of explains all of them"),
+])
+def test_mistakes_with_models_are_named(candidate, expected):
+    message = verdict("ema_update", candidate)
+    assert message is not None and expected in message, message
+    assert message.startswith("Exercise 6.1 (ema_update): ")
+
+
+def ensemble_popping_the_list(models, inputs):
+    probabilities = []
+    while models:
+        model = models.pop()
+        model.eval()
+        probabilities.append(torch.softmax(model(inputs), -1))
+    return torch.stack(probabilities).mean(0)
+
+
+def ensemble_scaling_the_inputs_in_place(models, inputs):
+    inputs *= 1.0
+    inputs += 1e-3
+    return ensemble_summing(models, inputs)
+
+
+def ensemble_relying_on_an_import_elsewhere(models, inputs):
+    raise NameError("name 'copy' is not defined")  # what a cell using copy without importing it raises
+
+
+def ensemble_forgetting_eval_on_copies(models, inputs):
+    return torch.stack([torch.softmax(copy.deepcopy(model)(inputs), -1) for model in models]).mean(0)
+
+
+def ensemble_forgetting_eval(models, inputs):
+    with torch.no_grad():
+        return sum(torch.softmax(model(inputs), -1) for model in models) / len(models)
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    (lambda models, inputs: ensemble_summing(models, inputs).detach().numpy(),
+     "returned numpy.ndarray as result; a torch Tensor was expected"),
+    (lambda models, inputs: torch.stack([torch.softmax(m.eval()(inputs), -1) for m in models]),
+     "your result has shape (3, 12, 4), expected (12, 4)"),
+    (lambda models, inputs: ensemble_summing(models, inputs).T, "your result has shape (4, 12), expected (12, 4)"),
+    (lambda models, inputs: [torch.softmax(m.eval()(inputs), -1) for m in models],
+     "returned list as result, which is not an array of numbers"),
+    (ensemble_popping_the_list, "changed its argument models (the list itself: its models replaced, added, "
+                                "removed or reordered) in place"),
+    (ensemble_scaling_the_inputs_in_place, "changed its argument inputs in place: build new tensors instead"),
+    (ensemble_relying_on_an_import_elsewhere, "raised NameError: name 'copy' is not defined. The grader runs your "
+                                              "exercise's cell on its own"),
+    (ensemble_forgetting_eval_on_copies, "the models ran in training mode"),  # numbers alone, no change in place
+    (ensemble_forgetting_eval, "the models ran in training mode"),  # batch norm's statistics changed in place too
+])
+def test_mistakes_with_ensembles_are_named(candidate, expected):
+    message = verdict("ensemble_predict", candidate)
+    assert message is not None and expected in message, message
+    assert message.startswith("Exercise 6.2 (ensemble_predict): ")
+
+
+def test_a_forgotten_eval_shows_through_dropout_alone_and_through_batch_norm():
+    """Case 0 has dropout and no batch norm, case 1 batch norm and no dropout: each alone makes the forgotten
+    eval() differ from the reference, and only batch norm changes the models in place."""
+    exercise = EXERCISES["ensemble_predict"]
+    cases = exercise.cases("visible")
+    layers = [[layer[0] for layer in spec["calls"][0]["args"][0]["models"][0]["layers"]] for spec, _ in cases]
+    assert "Dropout" in layers[0] and "BatchNorm1d" not in layers[0]
+    assert "BatchNorm1d" in layers[1] and "Dropout" not in layers[1]
+    expected = harness.run_all(exercise.reference, cases)
+    forgotten = harness.run_all(ensemble_forgetting_eval, cases)
+    for (outputs, _), (reference, _) in zip(forgotten, expected, strict=True):
+        assert not all(np.allclose(outputs[key], reference[key]) for key in reference)
+    assert [event["changed"] for event in forgotten[0][1]] == []
+    assert {event["changed"] for event in forgotten[1][1]} == {"buffers"}
+
+
+def test_a_model_case_is_repeatable_and_leaves_the_callers_random_generator_alone():
+    cases = EXERCISES["ensemble_predict"].cases("visible")
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first = harness.run_all(ensemble_forgetting_eval_on_copies, cases)  # dropout draws random numbers
+    assert torch.equal(torch.rand(3), expected_next)
+    second = harness.run_all(ensemble_forgetting_eval_on_copies, cases)
+    for (a, _), (b, _) in zip(first, second, strict=True):
+        assert a.keys() == b.keys() and all(np.array_equal(a[key], b[key]) for key in a)
+
+
+def test_only_the_ensembles_mode_change_is_tolerated():
+    """Switching the models to evaluation mode in place is what the exercise asks; the harness still reports
+    it, and the judge lets it pass for ensemble_predict only."""
+    cases = EXERCISES["ensemble_predict"].cases("visible")
+    events = [event for _, case_events in harness.run_all(ensemble_summing, cases) for event in case_events]
+    assert events and {event["changed"] for event in events} == {"mode"}
+    assert verdict("ensemble_predict", ensemble_summing) is None
+    assert "train/eval mode" in verdict("ema_update", ema_switching_the_model_to_eval)
+
+
+def test_model_cases_survive_the_trip_to_the_sandbox(tmp_path):
+    """Cases of kind "model" written to disk and read back: the same outputs, events and verdicts."""
+    for name in ("ema_update", "ensemble_predict"):
+        exercise = EXERCISES[name]
+        cases = exercise.cases("hidden")
+        folder = tmp_path / name
+        folder.mkdir()
+        harness.save_cases(folder, cases)
+        loaded = harness.load_cases(folder)
+        assert checks.judge(exercise, cases, harness.run_all(exercise.reference, loaded)) is None
+        variant, explanation = exercise.likely_bugs[-1]
+        assert checks.judge(exercise, cases, harness.run_all(variant, loaded)) == explanation
+
+
+def test_unfinished_model_exercises_say_not_done_yet():
+    def ema_update(average_model, model, decay):
+        raise NotImplementedError()
+
+    def ensemble_predict(models, inputs):
+        raise NotImplementedError()
+
+    assert "not done yet: write the body of ema_update" in verdict("ema_update", ema_update)
+    assert "not done yet: write the body of ensemble_predict" in verdict("ensemble_predict", ensemble_predict)
+
+
+def test_your_ema_and_ensemble_at_work(capsys):
+    mnist1d = data.mnist1d()
+    checks.ema_with_your_update(ema_with_lerp, mnist1d, epochs=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(":")[1] == lines[1].split(":")[1]  # your average's test loss is the library's
+    assert lines[-1].endswith("(to float32 round-off): True")
+    members = [training.mlp([40, 32, 10], seed=seed) for seed in range(3)]
+    checks.ensemble_with_your_predict(ensemble_summing, members, mnist1d)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.split(":")[1] == second.split(":")[1]
+    checks.ensemble_with_your_predict(ensemble_forgetting_eval, members, mnist1d)
+    assert capsys.readouterr().out.startswith("Finish this first. Exercise 6.2 (ensemble_predict): ")

@@ -7,6 +7,7 @@ sources, the library, the student notebooks and the grader's output are hashed b
 
 import csv
 import hashlib
+import html
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from grading_corpus import NB1, NB2, NB3, Answer, expected, find_cell, write_corpus
+from grading_corpus import NB1, NB2, NB3, NB6, Answer, expected, find_cell, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = ROOT / "instructor"
@@ -139,6 +140,22 @@ def test_feedback_shows_the_judges_message(graded):
     assert "not graded" in (graded.out / "feedback" / "malformed" / f"{NB2}.html").read_text()
     flood = graded.out / "feedback" / "attack_flood_output" / f"{NB3}.html"
     assert flood.stat().st_size < 200_000  # 50 MB printed, 64 KiB kept
+
+
+def test_feedback_on_the_functions_of_models(graded):
+    """Notebook 06: what the sandbox reports of the learner's models (numbers, changes in place) reaches the
+    judge, whose message is the feedback."""
+    def page(student):
+        return html.unescape((graded.out / "feedback" / student / f"{NB6}.html").read_text())
+
+    right = page("correct")
+    assert "Score: <b>4 / 4</b>" in right and right.count("passed the hidden tests") == 2
+    wrong = page("swapped_ema_and_eval_forgotten")
+    assert "Score: <b>0 / 4</b>" in wrong
+    assert "the old and new weights are swapped" in wrong and "the models ran in training mode" in wrong
+    other = page("ema_in_place_and_missing_import")
+    assert "the numbers are right, but you changed average_model in place" in other
+    assert "raised NameError: name 'copy' is not defined" in other and "imported in that cell" in other
 
 
 def test_the_sandbox_saw_no_other_process(graded):
