@@ -325,8 +325,8 @@ class EnsembleExplorer:
     on the test set; ``labels``: the test labels."""
 
     def __init__(self, member_sets, labels, size=None):
-        from .ensembles import growing_ensemble, member_scores
-        from .plots import EnsemblePicture
+        from course_lib.ensembles import growing_ensemble, member_scores
+        from course_lib.plots import EnsemblePicture
 
         if not member_sets:
             raise ValueError("member_sets must name at least one set of members, got none")
@@ -387,8 +387,8 @@ class AveragingExplorer:
     redraws). ``curves.losses`` must hold "raw" (the trained weights), "uniform" and one entry per decay."""
 
     def __init__(self, curves, decay=0.99):
-        from .averaging import first_below, roughness
-        from .plots import AveragingPicture
+        from course_lib.averaging import first_below, roughness
+        from course_lib.plots import AveragingPicture
 
         self.steps = np.asarray(curves.steps)
         self.losses = {label: np.asarray(values) for label, values in curves.losses.items()}
