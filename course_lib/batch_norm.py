@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import training
-from .validation import is_integer, is_real, require
+from course_lib import training
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["LABELS", "BatchNorm", "LearningRateSweep", "batchnorm_backward", "batchnorm_forward", "beside_torch",
            "learning_rate_sweep", "mlp", "normalised_across_batches", "on_arrays", "outputs_in_training_mode"]

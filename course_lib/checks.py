@@ -287,13 +287,9 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         state_message = _describe_state_outside_config(exercise, cases, results, expected)
         if state_message:
             return state_message
-    for key in differing:
-        ours, theirs = outputs.get(key), reference[key]
-        if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
-                and not np.isnan(theirs).any():
-            name = _label(exercise, spec, _output_name(key))
-            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a division by zero, or "
-                    "the square root of a negative number?")
+    nan_message = _describe_new_nan(exercise, spec, call, differing, outputs, reference)
+    if nan_message:
+        return nan_message
     total = sum(bool(_differing(reference_outputs, case_outputs, i, exercise))
                 for (case_outputs, _), (reference_outputs, _), case in zip(results, expected, cases, strict=True)
                 for i in range(len(case[0]["calls"])))
@@ -301,14 +297,7 @@ def _describe_difference(exercise, cases, results, expected, number, index):
     tally = f" ({total} of the {calls} calls differ; no likely bug we know of explains all of them)"
     names = [_output_name(key) for key in differing]
     if spec["kind"] == "rule" and "next_x" not in names:
-        missing = [name for name, key in zip(names, differing, strict=True) if outputs.get(key) is None]
-        if missing:
-            state = [_output_name(k) for k in _keys_of_call(reference, index) if not k.endswith(".next_x")]
-            return (f"{call['where']} next_x is right, but config has no {missing}: keep the rule's state in "
-                    f"config under the lecture's names {state}.")
-        key = differing[0]
-        return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
-                f"{_show(reference[key])}{tally}.")
+        return _describe_config_only(call, index, names, differing, outputs, reference, tally)
     if spec["kind"] == "model":
         observed = _describe_observations(exercise, spec, call["where"], differing, outputs, reference, tally)
         if observed:
@@ -323,6 +312,30 @@ def _describe_difference(exercise, cases, results, expected, number, index):
                 f"{tally}.")
     return (f"{call['where']} {label} is {_show(ours)}, expected {_show(reference[key])} (largest difference "
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
+
+
+def _describe_new_nan(exercise, spec, call, differing, outputs, reference):
+    """A message if a NaN appears in the learner's value where the reference's is finite, else None."""
+    for key in differing:
+        ours, theirs = outputs.get(key), reference[key]
+        if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
+                and not np.isnan(theirs).any():
+            name = _label(exercise, spec, _output_name(key))
+            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a division by zero, or "
+                    "the square root of a negative number?")
+    return None
+
+
+def _describe_config_only(call, index, names, differing, outputs, reference, tally):
+    """An update rule whose next_x is right and whose config is not: which state is missing or wrong."""
+    missing = [name for name, key in zip(names, differing, strict=True) if outputs.get(key) is None]
+    if missing:
+        state = [_output_name(k) for k in _keys_of_call(reference, index) if not k.endswith(".next_x")]
+        return (f"{call['where']} next_x is right, but config has no {missing}: keep the rule's state in "
+                f"config under the lecture's names {state}.")
+    key = differing[0]
+    return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
+            f"{_show(reference[key])}{tally}.")
 
 
 def _describe_state_outside_config(exercise, cases, results, expected):

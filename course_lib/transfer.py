@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import data, training
-from .validation import is_integer, is_real, require
+from course_lib import data, training
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["REGIMES", "SOURCE_CLASSES", "TABLE_FILE", "TARGET_CLASSES", "WEIGHTS_FILE", "SmallCNN",
            "TransferTable", "adapt", "freeze_body_and_replace_head", "pretrain", "pretrained_cnn",

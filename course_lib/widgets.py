@@ -14,11 +14,11 @@ import warnings
 import ipywidgets as W
 import numpy as np
 
-from . import landscapes as L
-from . import optim, schedules
-from .checks import NotReady
-from .plots import RacePicture, SchedulePicture
-from .trajectories import run
+from course_lib import landscapes as L
+from course_lib import optim, schedules
+from course_lib.checks import NotReady
+from course_lib.plots import RacePicture, SchedulePicture
+from course_lib.trajectories import run
 
 __all__ = ["CONTROLS", "Method", "Race", "ScheduleExplorer", "race", "schedule_explorer"]
 
@@ -325,8 +325,8 @@ class EnsembleExplorer:
     on the test set; ``labels``: the test labels."""
 
     def __init__(self, member_sets, labels, size=None):
-        from .ensembles import growing_ensemble, member_scores
-        from .plots import EnsemblePicture
+        from course_lib.ensembles import growing_ensemble, member_scores
+        from course_lib.plots import EnsemblePicture
 
         if not member_sets:
             raise ValueError("member_sets must name at least one set of members, got none")
@@ -387,8 +387,8 @@ class AveragingExplorer:
     redraws). ``curves.losses`` must hold "raw" (the trained weights), "uniform" and one entry per decay."""
 
     def __init__(self, curves, decay=0.99):
-        from .averaging import first_below, roughness
-        from .plots import AveragingPicture
+        from course_lib.averaging import first_below, roughness
+        from course_lib.plots import AveragingPicture
 
         self.steps = np.asarray(curves.steps)
         self.losses = {label: np.asarray(values) for label, values in curves.losses.items()}
@@ -476,8 +476,8 @@ class BatchNoiseExplorer(_PictureWidget):
     def __init__(self, inputs, batch_size=16, position=20, draws=200, seed=0):
         import torch
 
-        from .batch_norm import normalised_across_batches
-        from .plots import BatchNoisePicture
+        from course_lib.batch_norm import normalised_across_batches
+        from course_lib.plots import BatchNoisePicture
 
         inputs = torch.as_tensor(inputs, dtype=torch.float64)
         self.values = {size: normalised_across_batches(inputs, size, draws=draws, seed=seed)
@@ -509,7 +509,7 @@ class LearningRateExplorer(_PictureWidget):
     chosen rate, and every run's final test accuracy."""
 
     def __init__(self, sweep, learning_rate=None):
-        from .plots import LearningRatePicture
+        from course_lib.plots import LearningRatePicture
 
         self.sweep = sweep
         self.picture = LearningRatePicture(sweep)
@@ -552,7 +552,7 @@ class TransferExplorer(_PictureWidget):
     test accuracy during training at that number, beside the whole table."""
 
     def __init__(self, table, count=None):
-        from .plots import TransferPicture
+        from course_lib.plots import TransferPicture
 
         self.table = table
         self.picture = TransferPicture(table)
