@@ -18,12 +18,26 @@ so nbgrader scores the cell 0) whose message is the diagnosis; in a notebook it 
 """
 
 import copy
+import threading
 import warnings
 
 import numpy as np
 import torch
 
-from course_lib import averaging, ensembles, harness, landscapes, measure, optim, second_order, theory, training
+from course_lib import (
+    averaging,
+    batch_norm,
+    data,
+    ensembles,
+    harness,
+    landscapes,
+    measure,
+    optim,
+    second_order,
+    theory,
+    training,
+    transfer,
+)
 from course_lib.exercises import EXERCISES
 from course_lib.trajectories import run
 
@@ -32,12 +46,14 @@ __all__ = [
     "ExerciseError",
     "NotReady",
     "YourFunction",
+    "adapt_with_your_freeze",
     "check",
     "ema_with_your_update",
     "ensemble_with_your_predict",
     "judge",
     "lbfgs_with_your_two_loop",
     "predict_and_measure",
+    "train_with_your_batch_norm",
     "your_rule",
 ]
 
@@ -56,9 +72,7 @@ def check(name, candidate, suite="visible", quiet=False):
     if not callable(candidate):
         raise ExerciseError(f"{heading}: expected a function, got {type(candidate).__name__}")
     cases = exercise.cases(suite)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a learner's NaN or a numpy-on-tensor call: the verdict says it
-        results = harness.run_all(candidate, cases)
+    results = _run(candidate, cases)
     verdict = judge(exercise, cases, results)
     if verdict is not None:
         raise ExerciseError(f"{heading}: {verdict}")
@@ -106,9 +120,7 @@ def _likely_bug(exercise, cases, results, expected):
     case and did, at least, whatever the learner's function did besides (raised, changed an argument in place),
     or None."""
     for variant, explanation in exercise.likely_bugs:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            variant_results = harness.run_all(variant, cases)
+        variant_results = _run(variant, cases)
         if all(_signatures(events) <= _signatures(_not_tolerated(exercise, variant_events))
                and all(_close(outputs.get(key), variant_outputs.get(key), exercise) for key in reference)
                for (outputs, events), (variant_outputs, variant_events), (reference, _)
@@ -142,11 +154,15 @@ _SELF_CONTAINED = ("The grader runs your exercise's cell on its own, with numpy 
 
 def _describe_event(exercise, spec, call, event):
     where, what = call["where"], event["what"]
+    if "output" in event and exercise.results:  # the exercise's names for what its function returns
+        event = {**event, "output": _label(exercise, spec, event["output"])}
     if what == "raised":
         return _describe_raise(exercise, spec, call, event)
     if what == "modified":
         return _describe_modification(exercise, where, event)
     if what == "returned":
+        if "expected" in event:
+            return f"{where} your function returned {event.get('got')}; it must return {event['expected']}."
         return f"{where} returned {event.get('got')}; a rule returns the pair (next_x, config)."
     if what == "type":
         tensors = "" if event.get("expected") != "a torch Tensor" else (
@@ -167,7 +183,8 @@ def _describe_raise(exercise, spec, call, event):
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
     message = str(event.get("message", ""))
-    raised = f"{call['where']} your function raised {event.get('type')}: {message.rstrip('.')}"
+    doing = event.get("during", "your function")  # e.g. running the model it returned
+    raised = f"{call['where']} {doing} raised {event.get('type')}: {message.rstrip('.')}"
     if event.get("type") == "NameError":  # e.g. a module imported in another cell of the notebook
         return f"{raised}. {_SELF_CONTAINED}"
     rule = spec["kind"] == "rule"
@@ -220,10 +237,21 @@ def _describe_modification(exercise, where, event):
 
 # ---- comparing numbers ----------------------------------------------------------------------------------------
 
-def _reference_results(exercise, cases):
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+_ONE_RUN_AT_A_TIME = threading.Lock()
+
+
+def _run(candidate, cases):
+    """harness.run_all on one torch thread (the cases are small: more threads only add their start-up costs),
+    with warnings silenced (a learner's NaN or a numpy call on a tensor: the verdict says what went wrong). One
+    run at a time in a process: the model kind seeds torch's random generator, which is the whole process's, and
+    the grader judges several exercises at once in threads."""
+    with _ONE_RUN_AT_A_TIME, training.single_thread(), np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return harness.run_all(exercise.reference, cases)
+        return harness.run_all(candidate, cases)
+
+
+def _reference_results(exercise, cases):
+    return _run(exercise.reference, cases)
 
 
 def _keys_of_call(reference_outputs, index):
@@ -259,12 +287,9 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         state_message = _describe_state_outside_config(exercise, cases, results, expected)
         if state_message:
             return state_message
-    for key in differing:
-        ours, theirs = outputs.get(key), reference[key]
-        if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
-                and not np.isnan(theirs).any():
-            return (f"{call['where']} NaN appeared in {_output_name(key)} (the reference's is finite): a "
-                    "division by zero, or the square root of a negative number?")
+    nan_message = _describe_new_nan(exercise, spec, call, differing, outputs, reference)
+    if nan_message:
+        return nan_message
     total = sum(bool(_differing(reference_outputs, case_outputs, i, exercise))
                 for (case_outputs, _), (reference_outputs, _), case in zip(results, expected, cases, strict=True)
                 for i in range(len(case[0]["calls"])))
@@ -272,17 +297,14 @@ def _describe_difference(exercise, cases, results, expected, number, index):
     tally = f" ({total} of the {calls} calls differ; no likely bug we know of explains all of them)"
     names = [_output_name(key) for key in differing]
     if spec["kind"] == "rule" and "next_x" not in names:
-        missing = [name for name, key in zip(names, differing, strict=True) if outputs.get(key) is None]
-        if missing:
-            state = [_output_name(k) for k in _keys_of_call(reference, index) if not k.endswith(".next_x")]
-            return (f"{call['where']} next_x is right, but config has no {missing}: keep the rule's state in "
-                    f"config under the lecture's names {state}.")
-        key = differing[0]
-        return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
-                f"{_show(reference[key])}{tally}.")
+        return _describe_config_only(call, index, names, differing, outputs, reference, tally)
+    if spec["kind"] == "model":
+        observed = _describe_observations(exercise, spec, call["where"], differing, outputs, reference, tally)
+        if observed:
+            return observed
     key = differing[0]
     ours = outputs.get(key)
-    label = _label(spec, _output_name(key))
+    label = _label(exercise, spec, _output_name(key))
     if ours is None:
         return f"{call['where']} {label} is missing, expected {_show(reference[key])}{tally}."
     if np.shape(ours) != np.shape(reference[key]):
@@ -290,6 +312,30 @@ def _describe_difference(exercise, cases, results, expected, number, index):
                 f"{tally}.")
     return (f"{call['where']} {label} is {_show(ours)}, expected {_show(reference[key])} (largest difference "
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
+
+
+def _describe_new_nan(exercise, spec, call, differing, outputs, reference):
+    """A message if a NaN appears in the learner's value where the reference's is finite, else None."""
+    for key in differing:
+        ours, theirs = outputs.get(key), reference[key]
+        if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
+                and not np.isnan(theirs).any():
+            name = _label(exercise, spec, _output_name(key))
+            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a division by zero, or "
+                    "the square root of a negative number?")
+    return None
+
+
+def _describe_config_only(call, index, names, differing, outputs, reference, tally):
+    """An update rule whose next_x is right and whose config is not: which state is missing or wrong."""
+    missing = [name for name, key in zip(names, differing, strict=True) if outputs.get(key) is None]
+    if missing:
+        state = [_output_name(k) for k in _keys_of_call(reference, index) if not k.endswith(".next_x")]
+        return (f"{call['where']} next_x is right, but config has no {missing}: keep the rule's state in "
+                f"config under the lecture's names {state}.")
+    key = differing[0]
+    return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
+            f"{_show(reference[key])}{tally}.")
 
 
 def _describe_state_outside_config(exercise, cases, results, expected):
@@ -317,13 +363,68 @@ def _output_name(key):
     return key.split(".", 1)[1]
 
 
-def _label(spec, name):
-    """How a message names an output: next_x, your result, or an entry of the model your function returned."""
+def _label(exercise, spec, name):
+    """How a message names an output ``name`` (its key without the call's number): a rule's by its name
+    (next_x, velocity, ...); a function's result by the exercise's name for it (``results``) or "your result";
+    an entry of a returned model as "<key> of the model you returned"."""
     if spec["kind"] == "rule":
-        return "next_x"
-    if name.startswith("result."):
-        return f"{name.removeprefix('result.')} of the model you returned"
-    return "your result"
+        return name
+    value, _, entry = name.split(":", 1)[0].partition(".")
+    if entry:
+        return f"{entry} of the model you returned"
+    position = value.removeprefix("result")
+    if exercise.results and int(position or 0) < len(exercise.results):
+        return exercise.results[int(position or 0)]
+    return "your result" if position == "" else f"your result [{position}]"
+
+
+# What the model kind observes of a returned model besides its state (course_lib.harness: outputs named
+# "<call>.<result>:<what>:<name>"), most telling first, and how a message says that it differs.
+_OBSERVED = {"others": None, "includes": ("{label} include {names}, which should not be there",
+                                          "{label} leave out {names}"),
+             "requires_grad": ("in {model}, {names} require gradients, expected them frozen",
+                               "in {model}, {names} do not require gradients, expected them to"),
+             "training": ("in {model}, the layers {names} are in training mode, expected eval mode",
+                          "in {model}, the layers {names} are in eval mode, expected training mode")}
+
+
+def _describe_observations(exercise, spec, where, differing, outputs, reference, tally):
+    """What differs in what the model kind observed (requires_grad flags, layers' modes, the parameters handed
+    to an optimizer, the outputs), when that says more than a weight's value; None otherwise."""
+    parsed = [(key, *_output_name(key).split(":", 1)[1].partition(":")[::2]) for key in differing
+              if ":" in _output_name(key)]
+    model = "the model you returned"
+    missing = list(dict.fromkeys(name for key, what, name in parsed if outputs.get(key) is None and name))
+    if missing:
+        return (f"{where} {model} has no {_names(missing)}, which the reference's has (a layer missing, or built "
+                f"differently?){tally}.")
+    flags = [item for item in parsed if item[1] in _OBSERVED]
+    if flags:
+        key, what, _ = min(flags, key=lambda item: list(_OBSERVED).index(item[1]))
+        label = _label(exercise, spec, _output_name(key))
+        if what == "others":
+            return (f"{where} {int(outputs[key])} of the tensors in {label} are not parameters of {model} "
+                    f"(copies, or another model's?): an optimizer must be given the model's own "
+                    f"parameters{tally}.")
+        same = [(k, name) for k, w, name in parsed if w == what]
+        raised = [name for k, name in same if outputs[k] > reference[k]]
+        lowered = [name for k, name in same if outputs[k] < reference[k]]
+        parts = [template.format(label=label, model=model, names=_names(names))
+                 for template, names in zip(_OBSERVED[what], (raised, lowered), strict=True) if names]
+        return f"{where} {'; '.join(parts)}{tally}."
+    if any(":" not in _output_name(key) for key in differing):
+        return None  # a weight or a buffer differs: said as for any returned model
+    key = parsed[0][0]
+    ours, theirs = outputs[key], reference[key]
+    if np.shape(ours) != np.shape(theirs):
+        return f"{where} what {model} computes has shape {np.shape(ours)}, expected {np.shape(theirs)}{tally}."
+    return (f"{where} what {model} computes on the case's inputs is {_show(ours)}, expected {_show(theirs)} "
+            f"(largest difference {_largest_difference(ours, theirs):.3g}){tally}.")
+
+
+def _names(names, shown=4):
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
 
 
 def _show(value):
@@ -488,3 +589,40 @@ def ensemble_with_your_predict(candidate, members, dataset):
         print(f"{label:22s} on the {len(dataset.y_test)} test signals: accuracy "
               f"{ensembles.accuracy(probabilities, dataset.y_test):.3f}, NLL "
               f"{ensembles.negative_log_likelihood(probabilities, dataset.y_test):.3f}")
+
+
+def train_with_your_batch_norm(batchnorm_forward, batchnorm_backward, epochs=3, learning_rate=0.1):
+    """Once Exercises 9.1 and 9.2 pass: notebook 09's network (40 -> 4 x 128 -> 10) trained on MNIST-1D with the
+    learner's two functions in its batch-norm layers, beside the same network with torch.nn.BatchNorm1d
+    (course_lib.batch_norm.beside_torch: same initial weights, same batches, float64)."""
+    if not (_passes("batchnorm_forward", batchnorm_forward) and _passes("batchnorm_backward", batchnorm_backward)):
+        return
+    mnist1d = data.mnist1d()
+    runs = batch_norm.beside_torch(batchnorm_forward, batchnorm_backward, mnist1d, epochs=epochs,
+                                   learning_rate=learning_rate)
+    for label, name in (("yours", "your batchnorm_forward and batchnorm_backward"),
+                        ("torch", "torch.nn.BatchNorm1d")):
+        print(f"{name:46s}: test accuracy {runs[label][1].test_accuracy[-1]:.3f} after {epochs} epochs of SGD "
+              f"at rate {learning_rate:g}")
+    with torch.no_grad():
+        inputs = mnist1d.x_test.double()
+        difference = (runs["yours"][0](inputs) - runs["torch"][0](inputs)).abs().max().item()
+    print(f"the two trained networks' test outputs agree to 1e-8: {difference < 1e-8}")
+
+
+def adapt_with_your_freeze(freeze_body_and_replace_head, count=10, seed=0):
+    """Once Exercise 10.1 passes: the regime "frozen body + new head" of notebook 10 run with the learner's
+    function (course_lib.transfer.adapt) on ``count`` labelled examples per class, beside the shipped table's run
+    of the same setting (made with the reference)."""
+    if not _passes("freeze_body_and_replace_head", freeze_body_and_replace_head):
+        return
+    pretrained = transfer.pretrained_cnn()
+    labelled = data.mnist1d().classes_only(transfer.TARGET_CLASSES).per_class(count, seed)
+    regime = "frozen body + new head"
+    model, history = transfer.adapt(pretrained, labelled, regime, seed=seed, freeze=freeze_body_and_replace_head)
+    body_kept = all(torch.equal(a, b) for a, b in zip(model.body.state_dict().values(),
+                                                       pretrained.body.state_dict().values(), strict=True))
+    print(f"{regime}, N = {count} per class, with your function: test accuracy {history.test_accuracy[-1]:.3f} "
+          f"(the shipped table's run: {transfer.shipped_table().run(regime, count, seed):.3f})")
+    print(f"after {len(history.step_loss)} steps of Adam the body's weights and batch-norm statistics are the "
+          f"pretrained ones: {body_kept}")

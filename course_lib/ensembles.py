@@ -207,15 +207,12 @@ class Recipe:
         History and leaves the model in evaluation mode. ``on_step``: hooks such as ``Snapshots`` or a weight
         average of course_lib.averaging (create those from the model before training)."""
         optimizer = _OPTIMIZERS[self.optimizer](model.parameters(), self.learning_rate)
-        scheduler = None
-        if self.schedule != "constant":
-            if self.schedule == "cosine":
-                factor = schedules.torch_lambda(schedules.cosine, learning_rate=self.learning_rate,
-                                                total_steps=self.steps(dataset))
-            else:
-                factor = schedules.torch_lambda(schedules.cosine_warm_restarts, learning_rate=self.learning_rate,
-                                                period=self.cycle_steps(dataset))
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = None  # stepped once per step; lambda_lr starts the schedule at the optimizer's learning rate
+        if self.schedule == "cosine":
+            scheduler = schedules.lambda_lr(optimizer, schedules.cosine, total_steps=self.steps(dataset))
+        elif self.schedule == "cosine_warm_restarts":
+            scheduler = schedules.lambda_lr(optimizer, schedules.cosine_warm_restarts,
+                                            period=self.cycle_steps(dataset))
         history = training.train(model, optimizer, dataset, self.epochs, self.batch_size, scheduler=scheduler,
                                  seed=seed, progress=progress, scheduler_interval="step", on_step=on_step,
                                  evaluate_every=evaluate_every)

@@ -12,12 +12,13 @@ The cases are built from fixed seeds, so every run of a suite is the same; the r
 """
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from course_lib import averaging, ensembles, optim, schedules, second_order, theory
+from course_lib import averaging, batch_norm, ensembles, optim, schedules, second_order, theory, transfer
 from course_lib.bugs import LIKELY_BUGS
 
 __all__ = ["EXERCISES", "Exercise"]
@@ -38,6 +39,7 @@ class Exercise:
     hints: dict = field(default_factory=dict)  # argument name -> what to do instead of changing it in place
     tolerated: frozenset = frozenset()  # in-place changes allowed (kinds of course_lib.harness, e.g. "mode")
     error_hints: tuple = ()  # (part of an error message, what usually causes it in this exercise)
+    results: tuple = ()  # the names of the values a function returns as a tuple, for the messages
 
     @property
     def likely_bugs(self):
@@ -191,6 +193,82 @@ def _two_loop_case(backend, dimensions, max_history, seed):
     return function_case(backend, calls, arrays, returns="array")
 
 
+# ---- batch norm's forward and backward passes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch-norm setting: x of shape (n, d) around ``offset`` with spread ``spread``; ``constant``: a feature
+    that is constant over the batch (a power of 2, so its mean is exact and x - mean is exactly 0)."""
+
+    n: int
+    d: int
+    epsilon: float
+    momentum: float
+    spread: float = 3.0
+    offset: float = 2.0
+    constant: int | None = None
+
+    def arrays(self, rng, key):
+        x = self.offset + self.spread * rng.standard_normal((self.n, self.d))
+        if self.constant is not None:
+            x[:, self.constant] = 1.5
+        return {f"x {key}": x, f"gamma {key}": rng.uniform(0.5, 2.0, self.d),
+                f"beta {key}": rng.standard_normal(self.d), f"running_mean {key}": rng.standard_normal(self.d),
+                f"running_var {key}": rng.uniform(0.5, 2.0, self.d),
+                f"dout {key}": rng.standard_normal((self.n, self.d))}
+
+    def describe(self):
+        notes = [f"x of shape ({self.n}, {self.d})"]
+        if self.spread < 1:
+            notes.append(f"features of small variance (spread {self.spread:g})")
+        if abs(self.offset) >= 100:
+            notes.append(f"x around {self.offset:g}")
+        if self.constant is not None:
+            notes.append(f"feature {self.constant} constant over the batch")
+        return ", ".join(notes)
+
+
+def _forward_case(batches, seed, modes=("training", "test")):
+    """batchnorm_forward in the given modes on each batch, numpy."""
+    rng = np.random.default_rng(seed)
+    arrays, calls = {}, []
+    for key, batch in enumerate(batches):
+        arrays.update(batch.arrays(rng, key))
+        names = [{"array": f"{name} {key}"} for name in ("x", "gamma", "beta", "running_mean", "running_var")]
+        for mode in modes:
+            where = (f"in {mode} mode, {batch.describe()}, momentum={batch.momentum:g}, "
+                     f"epsilon={batch.epsilon:g}")
+            calls.append(([*names, {"number": batch.momentum}, {"number": batch.epsilon},
+                           {"boolean": mode == "training"}], where))
+    return function_case("numpy", calls, arrays, returns="array")
+
+
+def _backward_case(batches, seed):
+    rng = np.random.default_rng(seed)
+    arrays, calls = {}, []
+    for key, batch in enumerate(batches):
+        arrays.update(batch.arrays(rng, key))
+        calls.append(([{"array": f"dout {key}"}, {"array": f"x {key}"}, {"array": f"gamma {key}"},
+                       {"number": batch.epsilon}], f"with {batch.describe()}, epsilon={batch.epsilon:g}"))
+    return function_case("numpy", calls, arrays, returns="array")
+
+
+# The visible batches: a typical one, and one with a large epsilon against features of small variance, where the
+# epsilon mistakes change the results by far more than rounding (with epsilon = 1e-5, by ~1e-5 only). N != D
+# everywhere, so that a sum over the wrong axis cannot have the right shape.
+_BATCHES = (_Batch(16, 5, 1e-5, 0.1), _Batch(4, 7, 0.5, 0.3, spread=0.5))
+_MORE_BATCHES = (_Batch(2, 3, 1e-3, 0.9), _Batch(64, 1, 1e-5, 0.0, spread=1.0, offset=1000.0),
+                 _Batch(8, 4, 1e-5, 1.0, constant=2), _Batch(3, 8, 0.1, 0.5))
+_ONE_EXAMPLE = _Batch(1, 6, 1e-5, 0.1)  # test mode only: one example predicted on its own
+
+
+_BATCH_NORM_HINTS = {
+    "running_mean": "return a new array instead, new_running_mean = (1 - momentum) * running_mean + momentum * "
+                    "mean; the layer that calls the function decides when to store it.",
+    "running_var": "return a new array instead, new_running_var = (1 - momentum) * running_var + momentum * "
+                   "unbiased_variance; the layer that calls the function decides when to store it.",
+}
+
 _TWO_LOOP_HINTS = {
     "gradient": "q = gradient, then q -= ...: both names are the same array. Write q = q - alpha * y, which "
                 "builds a new array.",
@@ -202,12 +280,17 @@ _TWO_LOOP_HINTS = {
 
 # ---- functions of small torch models (notebook 06) ------------------------------------------------------------
 
-def model_case(calls, arrays, returns):
+def model_case(calls, arrays, returns, observe=()):
     """A case for a function of torch models (kind "model" of course_lib.harness): ``calls`` is a list of
-    (arguments, where), with arguments as the harness takes them (``{"model": network}``, ``{"models":
-    [networks]}``, ``{"array": name}``, ``{"number": v}``); ``returns`` is "model" or "array"."""
-    spec = {"kind": "model", "backend": "torch", "returns": returns,
-            "calls": [{"args": list(arguments), "where": where} for arguments, where in calls]}
+    (arguments, where) or (arguments, where, extra), with arguments as the harness takes them (``{"model":
+    network}``, ``{"models": [networks]}``, ``{"array": name}``, ``{"number": v}``) and extra the call's
+    "inputs" and "seed"; ``returns`` is "model", "array", or a list of them and "parameters" (a tuple);
+    ``observe``: what to see of a returned model besides its state ("requires_grad", "modes")."""
+    spec = {"kind": "model", "backend": "torch", "returns": returns if isinstance(returns, str) else list(returns),
+            "calls": [{"args": list(arguments), "where": where, **(extra[0] if extra else {})}
+                      for arguments, where, *extra in calls]}
+    if observe:
+        spec["observe"] = list(observe)
     return spec, arrays
 
 
@@ -241,7 +324,8 @@ def _network(layers, prefix, arrays, state, gradients=None, dtype="float64", tra
     """Put ``state`` (and the parameters' gradients) into ``arrays`` under ``prefix``; the harness's network."""
     arrays.update({f"{prefix}/{key}": value for key, value in state.items()})
     arrays.update({f"{prefix}/{name}.grad": value for name, value in (gradients or {}).items()})
-    return {"layers": [list(layer) for layer in layers], "state": prefix, "dtype": dtype, "training": training}
+    return {"layers": [layer if isinstance(layer, dict) else list(layer) for layer in layers], "state": prefix,
+            "dtype": dtype, "training": training}
 
 
 def _ema_case(layers, decays, seed, dtype="float64", training=True, average_gradients=False):
@@ -314,6 +398,89 @@ _BATCH_NORM_MEMBER = (("Linear", 3, 8), ("BatchNorm1d", 8), ("ReLU",), ("Linear"
 _WIDE_MEMBER = (("Linear", 6, 12), ("ReLU",), ("Dropout", 0.2), ("Linear", 12, 10))
 _BOTH_MEMBER = (("Linear", 4, 10), ("BatchNorm1d", 10), ("ReLU",), ("Dropout", 0.3), ("Linear", 10, 5))
 
+# ---- freezing a pretrained body (notebook 10) ------------------------------------------------------------------
+
+# torch.nn layers -> the attributes that hold their constructor's positional arguments
+_LAYER_ARGUMENTS = {"Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding"),
+                    "Linear": ("in_features", "out_features"), "BatchNorm1d": ("num_features", "eps", "momentum"),
+                    "ReLU": (), "Dropout": ("p",), "Flatten": ("start_dim", "end_dim"),
+                    "Unflatten": ("dim", "unflattened_size"), "AdaptiveAvgPool1d": ("output_size",)}
+
+
+def layers_of(model):
+    """The layers of ``model`` as course_lib.harness describes them: ``model`` is a container whose forward
+    applies its children in turn (torch.nn.Sequential; transfer.SmallCNN, head(body(x))), built of the layers of
+    ``_LAYER_ARGUMENTS`` and of such containers; named children keep their names (model.body, model.head)."""
+    entries = []
+    for name, child in model.named_children():
+        kind = type(child).__name__
+        if kind in _LAYER_ARGUMENTS:
+            entry = [kind, *(_plain(getattr(child, attribute)) for attribute in _LAYER_ARGUMENTS[kind])]
+            entries.append(entry if name.isdigit() else {"name": name, "layer": entry})
+        else:
+            entries.append({"name": name, "layers": layers_of(child)})
+    return entries
+
+
+def _plain(value):
+    return [_plain(item) for item in value] if isinstance(value, tuple | list) else value
+
+
+def _state_of(model):
+    return {key: value.detach().double().numpy() for key, value in model.state_dict().items()}
+
+
+def _mlp_with_dropout(seed):
+    """A small network shaped like the pretrained CNN (a body, then a linear head) with batch norm and dropout in
+    its body, its running averages moved away from their initial values by one batch."""
+    torch.manual_seed(seed)
+    body = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                               torch.nn.Dropout(0.3), torch.nn.Linear(8, 8), torch.nn.ReLU())
+    model = torch.nn.Sequential(OrderedDict(body=body, head=torch.nn.Linear(8, 3)))
+    with torch.no_grad():
+        model.train()(torch.randn(16, 6) * 2 + 1)
+    return model
+
+
+def _freeze_case(more):
+    """Exercise 10.1's cases: the pretrained CNN handed over in training mode and in eval mode; with ``more``, a
+    small network with dropout (mode-dependent layers everywhere) and other class counts and seeds. Building
+    them leaves torch's random generator as it was (a check must not reseed the learner's notebook)."""
+    with torch.random.fork_rng(devices=[]):
+        return _freeze_cases(more)
+
+
+def _freeze_cases(more):
+    rng = np.random.default_rng(100 + more)
+    arrays = {"signals": rng.standard_normal((12, 40)), "features": rng.standard_normal((10, 6))}
+    pretrained = transfer.pretrained_cnn()
+    models = {"CNN": (pretrained, "the pretrained CNN (Conv1d-BatchNorm1d-ReLU body, head Linear(32, 5))",
+                      "signals"),
+              "MLP": (_mlp_with_dropout(5), "a network with dropout (Linear-BatchNorm1d-ReLU-Dropout-Linear-ReLU "
+                                            "body, head Linear(8, 3))", "features")}
+
+    def call(model, training, num_classes, seed, harness_seed):
+        network, described, inputs = models[model]
+        prefix = f"{model} in {'training' if training else 'eval'} mode"
+        description = _network(layers_of(network), prefix, arrays, _state_of(network), dtype="float32",
+                               training=training)
+        where = (f"for {described}, handed over in {'training' if training else 'eval'} mode, "
+                 f"num_classes={num_classes}, seed={seed}")
+        return ([{"model": description}, {"integer": num_classes}, {"integer": seed}], where,
+                {"inputs": inputs, "seed": harness_seed})
+
+    if not more:
+        calls = [call("CNN", True, 5, 3, 10), call("CNN", False, 3, 0, 11)]
+    else:
+        calls = [call("MLP", True, 2, 7, 12), call("MLP", False, 4, 1, 13), call("CNN", True, 10, 12, 14)]
+    return [model_case(calls, arrays, ("model", "parameters"), observe=("requires_grad", "modes"))]
+
+
+_FREEZE_HINTS = {
+    "model": "it is the caller's model (the pretrained network, which the notebook uses again): change a copy, "
+             "model = copy.deepcopy(model), as the exercise's first line does.",
+}
+
 _EMA_HINTS = {
     "average_model": "the caller's previous average changed too. Start from a copy, new_average = "
                      "copy.deepcopy(average_model), and write only into it.",
@@ -377,4 +544,17 @@ EXERCISES = {exercise.name: exercise for exercise in (
                                        _ensemble_case(4, _BOTH_MEMBER, (16,), 74, "float32"),
                                        _ensemble_case(3, _DROPOUT_MEMBER, (1,), 75)]),
              ("models", "inputs"), rtol=1e-5, atol=1e-6, hints=_ENSEMBLE_HINTS, tolerated=frozenset({"mode"})),
+    Exercise("batchnorm_forward", "9.1", "function", batch_norm.batchnorm_forward,
+             visible_and_more(lambda: [_forward_case(_BATCHES, 90)],
+                              lambda: [_forward_case(_MORE_BATCHES, 91),
+                                       _forward_case((_ONE_EXAMPLE,), 92, modes=("test",))]),
+             ("x", "gamma", "beta", "running_mean", "running_var", "momentum", "epsilon", "training"),
+             hints=_BATCH_NORM_HINTS, results=("out", "new_running_mean", "new_running_var")),
+    Exercise("batchnorm_backward", "9.2", "function", batch_norm.batchnorm_backward,
+             visible_and_more(lambda: [_backward_case(_BATCHES, 93)], lambda: [_backward_case(_MORE_BATCHES, 94)]),
+             ("dout", "x", "gamma", "epsilon"), results=("dx", "dgamma", "dbeta")),
+    Exercise("freeze_body_and_replace_head", "10.1", "model", transfer.freeze_body_and_replace_head,
+             visible_and_more(lambda: _freeze_case(False), lambda: _freeze_case(True)),
+             ("model", "num_classes", "seed"), rtol=1e-6, atol=1e-7, hints=_FREEZE_HINTS,
+             results=("the model", "the parameters to train")),
 )}

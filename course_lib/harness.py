@@ -23,25 +23,36 @@ Kinds of case (``spec["kind"]``):
   checkpoint). ``spec["state"]`` names the config entries to read back after every call. A run whose call
   raised stops there.
 - ``"function"``: ``result = function(*arguments)`` for each entry of ``spec["calls"]``, whose ``"args"`` are
-  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}`` or ``{"integer": v}``.
-  The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"`` (``"<i>.result<j>"``
-  for the j-th of a tuple or list).
+  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}``, ``{"integer": v}`` or
+  ``{"boolean": v}``. The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"``
+  (``"<i>.result<j>"`` for the j-th of a tuple or list).
 - ``"model"``: like ``"function"``, for functions that take or return small torch models. An argument may
   also be ``{"model": network}`` or ``{"models": [network, ...]}`` (a list), where ``network`` is
   ``{"layers": [[layer, *arguments], ...], "state": prefix, "dtype": "float64", "training": true}``: the model
-  ``torch.nn.Sequential(torch.nn.<layer>(*arguments), ...)`` in that dtype, every entry of its state_dict set
+  ``torch.nn.Sequential(torch.nn.<layer>(*arguments), ...)`` in that dtype (JSON lists among the arguments are
+  passed as lists); a layer may be named, ``{"name": "head", "layer": [layer, *arguments]}``, or be a named
+  Sequential of its own, ``{"name": "body", "layers": [...]}``, reachable as ``model.head`` and ``model.body``
+  (a network whose forward applies its parts in turn, as ``head(body(x))``); every entry of its state_dict set
   from the array ``"<prefix>/<key>"`` (weights, biases, batch norm's running statistics), each parameter's
   ``.grad`` from ``"<prefix>/<name>.grad"`` when that array is there (None otherwise), and left in training
   (``"training": true``) or evaluation mode. ``{"array": name}`` may carry ``"dtype"``. Each call runs with
   torch's random generator seeded (``call["seed"]``, default the call's number) inside
   ``torch.random.fork_rng``, so that dropout left on in training mode drops the same units at every run and
   the caller's generator is left as it was. ``spec["returns"]``: ``"model"`` (every entry of the returned
-  model's state_dict becomes ``"<i>.result.<key>"``) or ``"array"`` (``"<i>.result"``). What a call changes
-  in its arguments is an event ``{"what": "modified", "argument": "argument k", "changed": kind, "item":
-  which}``, one per kind of change, in this order: ``"items"`` (a list's items replaced, added, removed or
-  reordered), ``"parameters"``, ``"buffers"``, ``"gradients"``, ``"requires_grad"``, ``"mode"`` (train/eval)
-  or ``"values"`` (a tensor's); ``item`` names the first thing changed, e.g. ``"1.running_mean"`` or
-  ``"[2].0.weight"`` (the third model of a list). Whether a change is a mistake is for the judge to say.
+  model's state_dict becomes ``"<i>.result.<key>"``) or ``"array"`` (``"<i>.result"``), or a list of these and
+  ``"parameters"`` for a function that returns a tuple (its values named ``result0``, ``result1``, ...): a
+  ``"parameters"`` value is what an optimizer is given, any iterable of tensors, which becomes
+  ``"<i>.<result>:includes:<name>"`` (1 or 0) for each parameter of the first model returned and
+  ``"<i>.<result>:others"`` (how many of the tensors are none of them). ``spec["observe"]`` adds, for every
+  model returned: ``"requires_grad"`` (``"<i>.<result>:requires_grad:<parameter>"``, 1 or 0) and ``"modes"``
+  (``"<i>.<result>:training:<layer>"`` for each layer without sublayers: containers' modes change nothing);
+  a call with ``"inputs"`` (an array's name) also records ``"<i>.<result>:outputs"``, what a float64 copy of
+  the model computes on them in its own modes. What a call changes in its arguments is an event ``{"what":
+  "modified", "argument": "argument k", "changed": kind, "item": which}``, one per kind of change, in this
+  order: ``"items"`` (a list's items replaced, added, removed or reordered), ``"parameters"``, ``"buffers"``,
+  ``"gradients"``, ``"requires_grad"``, ``"mode"`` (train/eval) or ``"values"`` (a tensor's); ``item`` names
+  the first thing changed, e.g. ``"1.running_mean"`` or ``"[2].0.weight"`` (the third model of a list).
+  Whether a change is a mistake is for the judge to say.
 
 ``spec["backend"]`` is ``"numpy"`` or ``"torch"``: with torch, every array is handed over as a float64 tensor
 (unless its argument says another dtype) and a tensor must come back. Cases of kind ``"model"`` are torch's.
@@ -55,6 +66,7 @@ import copy
 import json
 import sys
 import traceback
+from collections import OrderedDict
 
 import numpy as np
 
@@ -169,6 +181,8 @@ def _argument(argument, arrays, backend):
         return [backend.array(arrays[name]) for name in argument["arrays"]]
     if "integer" in argument:
         return int(argument["integer"])
+    if "boolean" in argument:
+        return bool(argument["boolean"])
     return float(argument["number"])
 
 
@@ -209,11 +223,33 @@ def _run_model(function, spec, arrays, backend):
             for position, (argument, state) in enumerate(zip(arguments, before, strict=True)):
                 events.extend({"call": index, "what": "modified", "argument": f"argument {position + 1}",
                                "changed": kind, "item": item} for kind, item in _changes(state, _state(argument)))
-            if spec.get("returns") == "model":
-                _record_model(outputs, events, index, result, backend)
-            else:
-                _record(outputs, events, index, "result", result, backend, None)
+            _record_results(outputs, events, index, call, spec, arrays, result, backend)
     return outputs, events
+
+
+def _record_results(outputs, events, index, call, spec, arrays, result, backend):
+    """What a call of a function of models returned, as ``spec["returns"]`` says it is."""
+    returns = spec.get("returns", "array")
+    if isinstance(returns, str):
+        kinds, values = [returns], [result]
+    elif isinstance(result, tuple | list) and len(result) == len(returns):
+        kinds, values = returns, list(result)
+    else:
+        events.append({"call": index, "what": "returned", "got": _describe(result),
+                       "expected": f"a tuple of {len(returns)}: ({', '.join(returns)})"})
+        return
+    names = ["result"] if isinstance(returns, str) else [f"result{k}" for k in range(len(returns))]
+    model = next((value for kind, value in zip(kinds, values, strict=True)
+                  if kind == "model" and isinstance(value, backend.torch.nn.Module)), None)
+    for kind, name, value in zip(kinds, names, values, strict=True):
+        if kind == "model":
+            _record_model(outputs, events, index, value, backend, name)
+            if isinstance(value, backend.torch.nn.Module):
+                _observe_model(outputs, events, index, call, spec, arrays, value, backend, name)
+        elif kind == "parameters":
+            _record_parameters(outputs, events, index, name, value, model, backend)
+        else:
+            _record(outputs, events, index, name, value, backend, None)
 
 
 def _model_argument(argument, arrays, backend):
@@ -229,7 +265,7 @@ def _model_argument(argument, arrays, backend):
 def _build_model(network, arrays, torch):
     """The torch.nn.Sequential that ``network`` describes, its state and gradients from ``arrays``."""
     dtype = getattr(torch, network.get("dtype", "float64"))
-    model = torch.nn.Sequential(*(getattr(torch.nn, layer)(*arguments) for layer, *arguments in network["layers"]))
+    model = _sequential(network["layers"], torch)
     model.to(dtype)
     prefix = network["state"]
     model.load_state_dict({key: torch.tensor(np.asarray(arrays[f"{prefix}/{key}"]), dtype=value.dtype)
@@ -239,6 +275,27 @@ def _build_model(network, arrays, torch):
         parameter.grad = None if gradient is None else torch.tensor(np.asarray(gradient), dtype=dtype)
     model.train(network.get("training", True))
     return model
+
+
+def _sequential(layers, torch):
+    """torch.nn.Sequential of ``layers``: [layer, *arguments], or named, {"name": ..., "layer": [...]} or
+    {"name": ..., "layers": [...]} (a Sequential of its own)."""
+    parts = []
+    for position, entry in enumerate(layers):
+        if isinstance(entry, dict):
+            part = _sequential(entry["layers"], torch) if "layers" in entry else _layer(entry["layer"], torch)
+            parts.append((entry["name"], part))
+        else:
+            parts.append((str(position), _layer(entry, torch)))
+    return torch.nn.Sequential(OrderedDict(parts))
+
+
+def _layer(entry, torch):
+    name, *arguments = entry
+    layer = getattr(torch.nn, name, None)
+    if not (isinstance(layer, type) and issubclass(layer, torch.nn.Module)):
+        raise ValueError(f"{name!r} is not a torch.nn layer")
+    return layer(*arguments)
 
 
 def _state(value):
@@ -282,14 +339,53 @@ def _same(then, now):
     return _unchanged(now, then)
 
 
-def _record_model(outputs, events, index, value, backend):
-    """Store every entry of a returned model's state_dict as outputs["<index>.result.<key>"]."""
+def _record_model(outputs, events, index, value, backend, name="result"):
+    """Store every entry of a returned model's state_dict as outputs["<index>.<name>.<key>"]."""
     if not isinstance(value, backend.torch.nn.Module):
-        events.append({"call": index, "what": "type", "output": "result", "got": _describe(value),
+        events.append({"call": index, "what": "type", "output": name, "got": _describe(value),
                        "expected": "a torch model (a torch.nn.Module)"})
         return
     for key, tensor in value.state_dict().items():
-        _record(outputs, events, index, f"result.{key}", tensor, backend, None)
+        _record(outputs, events, index, f"{name}.{key}", tensor, backend, None)
+
+
+def _observe_model(outputs, events, index, call, spec, arrays, model, backend, name):
+    """What ``spec["observe"]`` and the call's ``"inputs"`` ask to see of a returned model besides its state."""
+    torch, prefix, observe = backend.torch, f"{index}.{name}", spec.get("observe", ())
+    try:
+        if "requires_grad" in observe:
+            for key, parameter in model.named_parameters():
+                outputs[f"{prefix}:requires_grad:{key}"] = np.array(float(parameter.requires_grad))
+        if "modes" in observe:
+            for key, layer in model.named_modules():
+                if next(layer.children(), None) is None:
+                    outputs[f"{prefix}:training:{key}"] = np.array(float(layer.training))
+        if "inputs" in call:
+            torch.manual_seed(call.get("seed", index))  # dropout left on: the same units at every run
+            with torch.no_grad():
+                computed = copy.deepcopy(model).double()(torch.tensor(np.asarray(arrays[call["inputs"]],
+                                                                                 dtype=float)))
+            outputs[f"{prefix}:outputs"] = _as_float_array(computed)
+    except BaseException as error:  # a learner's layer may raise anything, in its forward or when copied
+        events.append(_raised(index, error, during="running the model it returned"))
+
+
+def _record_parameters(outputs, events, index, name, value, model, backend):
+    """What a function hands an optimizer: which parameters of the returned ``model`` are among the tensors
+    of ``value``, and how many of those tensors are none of them."""
+    try:
+        listed = list(value)
+    except Exception:  # not iterable, or a generator that raised
+        listed = None
+    if listed is None or not all(isinstance(item, backend.torch.Tensor) for item in listed):
+        events.append({"call": index, "what": "type", "output": name, "got": _describe(value),
+                       "expected": "a list of parameters (tensors), e.g. list(model.head.parameters())"})
+        return
+    owned = dict(model.named_parameters()) if model is not None else {}
+    for key, parameter in owned.items():
+        outputs[f"{index}.{name}:includes:{key}"] = np.array(float(any(item is parameter for item in listed)))
+    outputs[f"{index}.{name}:others"] = np.array(float(sum(not any(item is parameter for parameter in
+                                                                    owned.values()) for item in listed)))
 
 
 # ---- turning values into float arrays -------------------------------------------------------------------

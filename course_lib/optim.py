@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from .validation import is_real
+from course_lib.validation import is_real
 
 __all__ = [
     "DEFAULTS",
@@ -200,29 +200,15 @@ def adam(x, dx, config=None):
     x, dx, config = _prepare("adam", x, dx, config)
     beta1, beta2 = config["beta1"], config["beta2"]
     t = config.get("t", 0) + 1
-    # Every array below is made once and then updated in place (never x, dx or config's state): on a million
-    # parameters each array not allocated is a pass over memory saved. beta*a + (1-beta)*b is written
-    # a + (1-beta)*(b - a), the form torch's lerp uses, to need one new array instead of two.
-    first_moment = _state(config, "first_moment", x)
-    new_first_moment = dx - first_moment
-    new_first_moment *= 1 - beta1
-    new_first_moment += first_moment
-    second_moment = _state(config, "second_moment", x)
-    new_second_moment = dx * dx
-    new_second_moment -= second_moment
-    new_second_moment *= 1 - beta2
-    new_second_moment += second_moment
-    config.update(t=t, first_moment=new_first_moment, second_moment=new_second_moment)
-    step_size, step = config["learning_rate"], _sqrt(new_second_moment)
+    first_moment = beta1 * _state(config, "first_moment", x) + (1 - beta1) * dx
+    second_moment = beta2 * _state(config, "second_moment", x) + (1 - beta2) * dx * dx
+    config.update(t=t, first_moment=first_moment, second_moment=second_moment)
     if config["bias_correction"]:
-        # The corrections are scalars: fold them into the step size and the root rather than dividing arrays.
-        step_size /= 1 - beta1**t
-        step /= math.sqrt(1 - beta2**t)
-    step += config["epsilon"]
-    step **= -1
-    step *= step_size
-    step *= new_first_moment  # step = step_size * first_moment / (root + epsilon)
-    return x - step, config
+        first_unbiased = first_moment / (1 - beta1**t)
+        second_unbiased = second_moment / (1 - beta2**t)
+    else:
+        first_unbiased, second_unbiased = first_moment, second_moment
+    return x - config["learning_rate"] * first_unbiased / (_sqrt(second_unbiased) + config["epsilon"]), config
 
 
 RULES = {rule.__name__: rule for rule in (sgd, sgd_momentum, nesterov, adagrad, rmsprop, adam)}
@@ -261,6 +247,11 @@ class RuleOptimizer(torch.optim.Optimizer):
     The learning rate lives in each param group's ``'lr'`` (as in every torch optimizer), so
     ``torch.optim.lr_scheduler`` schedulers drive it; the other hyperparameters keep the lecture's names.
     Each parameter keeps its own rule state in ``optimizer.state[p]['config']``.
+
+    Speed: the rules are written for reading, as their formulas, and return new arrays (the contract), so one
+    step allocates where torch.optim updates in place. At the sizes the notebooks train, a training cell takes
+    about as long as with torch.optim (``make bench``, budget 1.5x); at a million parameters a step of
+    ``RuleOptimizer(adam)`` takes several times torch's Adam.
     """
 
     def __init__(self, params, rule, **hyperparameters):

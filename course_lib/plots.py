@@ -456,3 +456,192 @@ class AveragingPicture(_SideBySide):
         self.better.set_xdata([better_from or 0, better_from or 0])
         self.better.set_visible(better_from is not None)
         return self
+
+
+# ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
+# The pictures take the module's palette (COLORS) and line styles (LINE_STYLES) in order, so that they read without
+# colour vision.
+
+
+class BatchNoisePicture(_SideBySide):
+    """Left: one example's batch-normalised value in many random training batches (a histogram), against its
+    test-time value. Right: the spread of those values against the batch size (log-log), beside 1/sqrt(B).
+
+    ``update(values, test_value, batch_size)``: ``values`` are the example's values over the batches.
+    """
+
+    BINS = np.linspace(-3.5, 3.5, 57)
+
+    def __init__(self, batch_sizes, spreads, height=3.3, dpi=72):
+        self.histogram = _Panel((4.8, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.16, "top": 0.9})
+        self.spread = _Panel((4.4, height), dpi, {"left": 0.16, "right": 0.97, "bottom": 0.16, "top": 0.9})
+        self.panels = (self.histogram, self.spread)
+        ax = self.histogram.ax
+        ax.set(xlim=(self.BINS[0], self.BINS[-1]), ylim=(0, 1.4), xlabel="normalised value of the example",
+               ylabel="share of batches (peak = 1)")
+        ax.set_title("training mode: it depends on the batch", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        self.bars = ax.stairs(np.zeros(len(self.BINS) - 1), self.BINS, fill=True, color=COLORS[0], alpha=0.6,
+                              label="training batches", animated=True)
+        self.test_line = ax.axvline(0, color=COLORS[1], ls="--", lw=2, label="test time (running averages)",
+                                    animated=True)
+        ax.set_yticks([0, 0.5, 1])
+        ax.legend(handles=[self.bars, self.test_line], loc="upper center", ncol=2, fontsize=8)
+        ax = self.spread.ax
+        sizes = np.asarray(batch_sizes, dtype=float)
+        ax.loglog(sizes, spreads, "o-", color=COLORS[0], label="measured spread")
+        ax.loglog(sizes, spreads[len(sizes) // 2] * np.sqrt(sizes[len(sizes) // 2] / sizes), ":", color="k",
+                  label="∝ 1/√B")
+        ax.set(xlabel="batch size B", ylabel="spread over batches (std)")
+        _plain_log_ticks(ax, "xy")
+        ax.set_title("the noise shrinks like 1/√B", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        (self.marker,) = ax.plot([], [], "o", ms=11, mfc="none", mec=COLORS[1], mew=2, animated=True)
+
+    def update(self, values, test_value, batch_size, spread):
+        self.histogram.show("static", lambda: None)
+        self.spread.show("static", lambda: None)
+        counts, _ = np.histogram(np.clip(values, self.BINS[0], self.BINS[-1]), self.BINS)
+        self.bars.set_data(counts / max(counts.max(), 1), self.BINS)
+        self.test_line.set_xdata([test_value, test_value])
+        self.marker.set_data([batch_size], [spread])
+        return self
+
+
+class LearningRatePicture(_SideBySide):
+    """Left: the training loss of each run at one learning rate (running mean), with "diverged at step k".
+    Right: every run's final test accuracy against the learning rate, the chosen rate marked.
+
+    ``LearningRatePicture(sweep)`` takes a ``batch_norm.LearningRateSweep``; ``update(index)`` shows the
+    runs at ``sweep.learning_rates[index]``.
+    """
+
+    WINDOW = 10
+
+    def __init__(self, sweep, chance=0.1, height=3.4, dpi=72):
+        self.sweep = sweep
+        labels = list(sweep.histories)
+        self.losses = _Panel((4.8, height), dpi, {"left": 0.14, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.accuracy = _Panel((4.6, height), dpi, {"left": 0.15, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.panels = (self.losses, self.accuracy)
+        steps = max(len(history.step_loss) for runs in sweep.histories.values() for history in runs)
+        ax = self.losses.ax
+        ax.set(yscale="log", xlim=(0, steps), ylim=(0.5, 20), xlabel="step",
+               ylabel=f"training loss (mean of {self.WINDOW} steps)")
+        _plain_log_ticks(ax, "y")
+        ax.grid(True, alpha=0.3)
+        self.curves = {}
+        for label, color, style in zip(labels, COLORS, LINE_STYLES, strict=False):
+            (self.curves[label],) = ax.plot([], [], style, color=color, lw=2, label=label, animated=True)
+        ax.legend(loc="upper right", fontsize=8)
+        self.title = ax.set_title("", fontsize=10, animated=True)
+        self.message = ax.text(0.03, 0.04, "", transform=ax.transAxes, fontsize=10, va="bottom", ha="left",
+                               animated=True, bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+        ax = self.accuracy.ax
+        rates = np.asarray(sweep.learning_rates, dtype=float)
+        for label, color, style, marker in zip(labels, COLORS, LINE_STYLES, "os", strict=False):
+            accuracy = sweep.accuracy(label)
+            ax.plot(rates, accuracy, style, marker=marker, color=color, lw=2, label=label)
+            diverged = np.isnan(accuracy)
+            if diverged.any():
+                ax.plot(rates[diverged], np.full(diverged.sum(), 0.03), "x", color=color, ms=10, mew=2,
+                        label=f"{label}: diverged")
+        ax.axhline(chance, color="0.4", ls=":", lw=1.2, label="chance")
+        ax.set(xscale="log", ylim=(0, max(0.65, np.nanmax([sweep.accuracy(lb) for lb in labels]) + 0.05)),
+               xlabel="learning rate (plain SGD)", ylabel="final test accuracy")
+        _plain_log_ticks(ax, "x")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        self.rate_line = ax.axvline(rates[0], color="k", lw=1, alpha=0.5, animated=True)
+
+    def update(self, index):
+        self.losses.show("static", lambda: None)
+        self.accuracy.show("static", lambda: None)
+        rate = self.sweep.learning_rates[index]
+        notes = []
+        for label, curve in self.curves.items():
+            history = self.sweep.histories[label][index]
+            losses = np.asarray(history.step_loss, dtype=float)
+            if len(losses) >= self.WINDOW:
+                losses = np.convolve(losses, np.ones(self.WINDOW) / self.WINDOW, mode="valid")
+            curve.set_data(np.arange(len(losses)) + (len(history.step_loss) - len(losses)), losses)
+            if history.diverged_at is not None:
+                notes.append(f"{label}: diverged at step {history.diverged_at}")
+        self.title.set_text(f"learning rate {rate:g}")
+        self.message.set_text("\n".join(notes))
+        self.message.set_visible(bool(notes))
+        self.rate_line.set_xdata([rate, rate])
+        return self
+
+
+def _plain_log_ticks(ax, which):
+    """Log-scaled axes labelled 0.1, 1, 10 (plain text, no mathtext: it is slow to lay out)."""
+    for name in which:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_locator(NullLocator())
+
+
+# ---- Transfer learning (notebook 10) ---------------------------------------------------------------------------
+
+class TransferPicture(_SideBySide):
+    """Left: test accuracy against the training step for each regime at one number of labelled examples per
+    class (mean over seeds, the band from the worst to the best seed). Right: the whole table, final test
+    accuracy against the number of labelled examples per class, one line per regime (the same bands).
+
+    ``TransferPicture(table)`` takes a ``transfer.TransferTable``; ``update(count)`` shows that count.
+    """
+
+    def __init__(self, table, height=3.5, dpi=72):
+        self.table = table
+        self.curves_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.table_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.panels = (self.curves_panel, self.table_panel)
+        self.styles = {regime: (color, style, marker) for regime, color, style, marker in
+                       zip(table.regimes, COLORS, LINE_STYLES, "osD^", strict=False)}
+        steps = table.settings["steps"]
+        points = len(table.curves(table.regimes[0], table.counts[0])[0])
+        self.steps = np.linspace(steps / points, steps, points)
+        ax = self.curves_panel.ax
+        ax.set(xlim=(0, steps), ylim=(0, 1), xlabel="training step (Adam)", ylabel="test accuracy")
+        ax.grid(True, alpha=0.3)
+        self.title = ax.set_title("", fontsize=10, animated=True)
+        self.lines, self.bands = {}, {}
+        for regime, (color, style, marker) in self.styles.items():
+            (self.lines[regime],) = ax.plot([], [], style, marker=marker, ms=4, color=color, lw=2, label=regime,
+                                            animated=True)
+            for count in table.counts:  # made once: a slider move only shows one count's bands
+                curves = table.curves(regime, count)
+                self.bands[regime, count] = ax.fill_between(self.steps, curves.min(axis=0), curves.max(axis=0),
+                                                            color=color, alpha=0.15, lw=0, animated=True,
+                                                            visible=False)
+        ax.legend(loc="lower right", fontsize=8)
+        ax = self.table_panel.ax
+        counts = np.asarray(table.counts, dtype=float)
+        for regime, (color, style, marker) in self.styles.items():
+            finals = [table.accuracy(regime, count) for count in table.counts]
+            ax.plot(counts, [f.mean() for f in finals], style, marker=marker, color=color, lw=2, label=regime)
+            ax.fill_between(counts, [f.min() for f in finals], [f.max() for f in finals], color=color, alpha=0.15,
+                            lw=0)
+        ax.set(xscale="log", ylim=(0, 1), xlabel="labelled examples per class (N)",
+               ylabel=f"final test accuracy ({len(table.settings['seeds'])} seeds)")
+        ax.set_xticks(counts)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_title("the whole table", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        self.count_line = ax.axvline(counts[0], color="k", lw=1, alpha=0.5, animated=True)
+
+    def update(self, count):
+        self.curves_panel.show("static", lambda: None)
+        self.table_panel.show("static", lambda: None)
+        for (_, band_count), band in self.bands.items():
+            band.set_visible(band_count == count)
+        for regime in self.styles:
+            self.lines[regime].set_data(self.steps, self.table.curves(regime, count).mean(axis=0))
+        self.title.set_text(f"N = {count} labelled examples per class")
+        self.count_line.set_xdata([count, count])
+        return self

@@ -20,11 +20,11 @@ import warnings
 import ipywidgets as W
 import numpy as np
 
-from . import landscapes as L
-from . import optim, schedules, tuning
-from .checks import NotReady, YourFunction
-from .plots import LOSS_FLOOR, RacePicture, SchedulePicture
-from .trajectories import run
+from course_lib import landscapes as L
+from course_lib import optim, schedules, tuning
+from course_lib.checks import NotReady, YourFunction
+from course_lib.plots import LOSS_FLOOR, RacePicture, SchedulePicture
+from course_lib.trajectories import run
 
 __all__ = ["CONTROLS", "HYPERPARAMETERS", "Method", "Race", "ScheduleExplorer", "race", "schedule_explorer"]
 
@@ -597,8 +597,8 @@ class EnsembleExplorer:
     on the test set; ``labels``: the test labels."""
 
     def __init__(self, member_sets, labels, size=None):
-        from .ensembles import growing_ensemble, member_scores
-        from .plots import EnsemblePicture
+        from course_lib.ensembles import growing_ensemble, member_scores
+        from course_lib.plots import EnsemblePicture
 
         if not member_sets:
             raise ValueError("member_sets must name at least one set of members, got none")
@@ -659,8 +659,8 @@ class AveragingExplorer:
     redraws). ``curves.losses`` must hold "raw" (the trained weights), "uniform" and one entry per decay."""
 
     def __init__(self, curves, decay=0.99):
-        from .averaging import first_below, roughness
-        from .plots import AveragingPicture
+        from course_lib.averaging import first_below, roughness
+        from course_lib.plots import AveragingPicture
 
         self.steps = np.asarray(curves.steps)
         self.losses = {label: np.asarray(values) for label, values in curves.losses.items()}
@@ -712,3 +712,136 @@ class AveragingExplorer:
 def averaging_explorer(curves, decay=0.99):
     """Build and return an ``AveragingExplorer`` widget (see ``AveragingExplorer``); the notebook displays it."""
     return AveragingExplorer(curves, decay)
+
+
+# ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
+
+class _PictureWidget:
+    """Sliders above a picture (an ipywidgets.Image) and a one-line summary in words below it."""
+
+    def _assemble(self):
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML()
+        for control in self.controls.values():
+            control.observe(lambda change: self.refresh(), names="value")
+        self.widget = W.VBox([W.HBox(list(self.controls.values())), self.image, self.summary])
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _selection_slider(description, options, value):
+    return W.SelectionSlider(options=options, value=value, description=description, continuous_update=False,
+                             style=_STYLE, layout=_layout())
+
+
+class BatchNoiseExplorer(_PictureWidget):
+    """The noise batch norm puts into training: one example's normalised value at one input position, in
+    random batches of the chosen size (training mode), against its test-time value (running averages, here
+    the statistics of the whole training set). Sliders: the batch size and the position."""
+
+    BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
+
+    def __init__(self, inputs, batch_size=16, position=20, draws=200, seed=0):
+        import torch
+
+        from course_lib.batch_norm import normalised_across_batches
+        from course_lib.plots import BatchNoisePicture
+
+        inputs = torch.as_tensor(inputs, dtype=torch.float64)
+        self.values = {size: normalised_across_batches(inputs, size, draws=draws, seed=seed)
+                       for size in self.BATCH_SIZES}
+        mean, variance = inputs.mean(axis=0), inputs.var(axis=0, unbiased=False)
+        self.test_values = ((inputs[0] - mean) / (variance + 1e-5) ** 0.5).numpy()
+        self.spreads = np.array([self.values[size].std(axis=0).mean() for size in self.BATCH_SIZES])
+        self.picture = BatchNoisePicture(self.BATCH_SIZES, self.spreads)
+        self.controls = {
+            "batch_size": _selection_slider("batch size B", self.BATCH_SIZES, batch_size),
+            "position": _int_slider("input position", position, 0, inputs.shape[1] - 1),
+        }
+        self._assemble()
+
+    def refresh(self):
+        size, position = self.controls["batch_size"].value, self.controls["position"].value
+        values = self.values[size][:, position]
+        spread = self.spreads[self.BATCH_SIZES.index(size)]
+        self.picture.update(values, self.test_values[position], size, spread)
+        self.image.value = self.picture.png()
+        self.summary.value = (
+            f"Batches of {size}: the example's normalised value at position {position} is "
+            f"{values.mean():.2f} ± {values.std():.2f} (std over {len(values)} random batches); at test time it "
+            f"is always {self.test_values[position]:.2f}. Averaged over positions the spread is {spread:.2f}.")
+
+
+class LearningRateExplorer(_PictureWidget):
+    """A ``batch_norm.LearningRateSweep`` under a learning-rate slider: both runs' training losses at the
+    chosen rate, and every run's final test accuracy."""
+
+    def __init__(self, sweep, learning_rate=None):
+        from course_lib.plots import LearningRatePicture
+
+        self.sweep = sweep
+        self.picture = LearningRatePicture(sweep)
+        rates = [(f"{rate:g}", index) for index, rate in enumerate(sweep.learning_rates)]
+        start = len(rates) // 2 if learning_rate is None else sweep.learning_rates.index(learning_rate)
+        self.controls = {"learning_rate": _selection_slider("learning rate", rates, start)}
+        self._assemble()
+
+    def refresh(self):
+        index = self.controls["learning_rate"].value
+        self.picture.update(index)
+        self.image.value = self.picture.png()
+        parts = []
+        for label, histories in self.sweep.histories.items():
+            history = histories[index]
+            if history.diverged_at is not None:
+                parts.append(f"{label}: diverged at step {history.diverged_at}")
+                continue
+            growth = self.sweep.weight_growth[label][index]
+            parts.append(f"{label}: test accuracy {history.test_accuracy[-1]:.2f} (first layer's weights "
+                         f"×{growth:.1f} in norm)")
+        self.summary.value = (f"Learning rate {self.sweep.learning_rates[index]:g}: " + "; ".join(parts)
+                              + ". Chance is 0.10.")
+
+
+def batch_noise(inputs, batch_size=16, position=20):
+    """Build and return a ``BatchNoiseExplorer`` (see there); the notebook displays it."""
+    return BatchNoiseExplorer(inputs, batch_size=batch_size, position=position)
+
+
+def learning_rate_sweep(sweep, learning_rate=None):
+    """Build and return a ``LearningRateExplorer`` of ``sweep`` (see there); the notebook displays it."""
+    return LearningRateExplorer(sweep, learning_rate)
+
+
+# ---- Transfer learning (notebook 10) ---------------------------------------------------------------------------
+
+class TransferExplorer(_PictureWidget):
+    """A ``transfer.TransferTable`` under a slider for the number of labelled examples per class: each regime's
+    test accuracy during training at that number, beside the whole table."""
+
+    def __init__(self, table, count=None):
+        from course_lib.plots import TransferPicture
+
+        self.table = table
+        self.picture = TransferPicture(table)
+        count = table.counts[0] if count is None else count
+        self.controls = {"count": _selection_slider("labelled examples per class N", table.counts, count)}
+        self._assemble()
+
+    def refresh(self):
+        count = self.controls["count"].value
+        self.picture.update(count)
+        self.image.value = self.picture.png()
+        means = sorted(((self.table.mean(regime, count), regime) for regime in self.table.regimes), reverse=True)
+        self.summary.value = (f"N = {count} labelled examples per class, final test accuracy (mean of "
+                              f"{len(self.table.settings['seeds'])} seeds), best first: "
+                              + "; ".join(f"{regime} {mean:.2f}" for mean, regime in means) + ".")
+
+
+def transfer_table(table, count=None):
+    """Build and return a ``TransferExplorer`` of ``table`` (see there); the notebook displays it."""
+    return TransferExplorer(table, count)

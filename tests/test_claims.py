@@ -287,7 +287,7 @@ WRONG_INPUTS = [
         second_order, "hessian_cost", forming_time_instead),
                "2.5 < time_slope < 3.3"),
     WrongInput(19, "L-BFGS ignoring its curvature pairs", lambda mp: mp.setattr(
-        second_order, "lbfgs", functools.partial(second_order.lbfgs, direction=lambda g, s, y: -g)),
+        minibatch, "lbfgs_minibatch", functools.partial(minibatch.lbfgs_minibatch, direction=lambda g, s, y: -g)),
                'gaps["L-BFGS"][-1] < 1e-4'),
     WrongInput(20, "mini-batches that are the whole set", lambda mp: mp.setattr(
         minibatch.SoftmaxRegression, "batches", full_batches), "late[label] > 2 * first_order"),

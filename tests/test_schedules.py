@@ -15,6 +15,7 @@ from course_lib.schedules import (
     cosine_warm_restarts,
     exponential_decay,
     inverse_time_decay,
+    lambda_lr,
     scheduled,
     step_decay,
     torch_lambda,
@@ -65,6 +66,17 @@ def test_schedule_matches_torch_scheduler_step_by_step(name):
     theirs = torch_learning_rates(make_scheduler, args["learning_rate"])
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-15)
     assert ours.max() / ours.min(initial=np.inf, where=ours > 0) > 2  # the rate really changed
+
+
+@pytest.mark.parametrize("name", TORCH_TWINS)
+def test_lambda_lr_gives_torchs_own_schedulers_rates(name):
+    schedule, args, make_scheduler = TORCH_TWINS[name]
+    rest = {key: value for key, value in args.items() if key != "learning_rate"}
+    ours = torch_learning_rates(lambda o: lambda_lr(o, schedule, **rest), args["learning_rate"])
+    np.testing.assert_allclose(ours, torch_learning_rates(make_scheduler, args["learning_rate"]), rtol=1e-9,
+                               atol=1e-15)
+    with pytest.raises(ValueError, match="^learning_rate must be left out: it is the optimizer's lr"):
+        lambda_lr(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), schedule, **args)
 
 
 def test_inverse_time_decay_is_torch_adagrads_learning_rate_decay():
