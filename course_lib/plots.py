@@ -533,7 +533,8 @@ class LearningRatePicture(_SideBySide):
         ax.grid(True, alpha=0.3)
         self.curves = {}
         for label, color, style in zip(labels, COLORS, LINE_STYLES, strict=False):
-            (self.curves[label],) = ax.plot([], [], style, color=color, lw=2, label=label, animated=True)
+            (self.curves[label],) = ax.plot([], [], linestyle=style, color=color, lw=2, label=label,
+                                            animated=True)
         ax.legend(loc="upper right", fontsize=8)
         self.title = ax.set_title("", fontsize=10, animated=True)
         self.message = ax.text(0.03, 0.04, "", transform=ax.transAxes, fontsize=10, va="bottom", ha="left",
@@ -542,7 +543,7 @@ class LearningRatePicture(_SideBySide):
         rates = np.asarray(sweep.learning_rates, dtype=float)
         for label, color, style, marker in zip(labels, COLORS, LINE_STYLES, "os", strict=False):
             accuracy = sweep.accuracy(label)
-            ax.plot(rates, accuracy, style, marker=marker, color=color, lw=2, label=label)
+            ax.plot(rates, accuracy, linestyle=style, marker=marker, color=color, lw=2, label=label)
             diverged = np.isnan(accuracy)
             if diverged.any():
                 ax.plot(rates[diverged], np.full(diverged.sum(), 0.03), "x", color=color, ms=10, mew=2,
@@ -610,8 +611,8 @@ class TransferPicture(_SideBySide):
         self.title = ax.set_title("", fontsize=10, animated=True)
         self.lines, self.bands = {}, {}
         for regime, (color, style, marker) in self.styles.items():
-            (self.lines[regime],) = ax.plot([], [], style, marker=marker, ms=4, color=color, lw=2, label=regime,
-                                            animated=True)
+            (self.lines[regime],) = ax.plot([], [], linestyle=style, marker=marker, ms=4, color=color, lw=2,
+                                            label=regime, animated=True)
             for count in table.counts:  # made once: a slider move only shows one count's bands
                 curves = table.curves(regime, count)
                 self.bands[regime, count] = ax.fill_between(self.steps, curves.min(axis=0), curves.max(axis=0),
@@ -622,7 +623,8 @@ class TransferPicture(_SideBySide):
         counts = np.asarray(table.counts, dtype=float)
         for regime, (color, style, marker) in self.styles.items():
             finals = [table.accuracy(regime, count) for count in table.counts]
-            ax.plot(counts, [f.mean() for f in finals], style, marker=marker, color=color, lw=2, label=regime)
+            ax.plot(counts, [f.mean() for f in finals], linestyle=style, marker=marker, color=color, lw=2,
+                    label=regime)
             ax.fill_between(counts, [f.min() for f in finals], [f.max() for f in finals], color=color, alpha=0.15,
                             lw=0)
         ax.set(xscale="log", ylim=(0, 1), xlabel="labelled examples per class (N)",

@@ -431,10 +431,13 @@ def _number(value):
     return f"{value:.3g}"
 
 
-def _matching(results, relative=1e-9):
-    """(later label, earlier label) for each runner whose path is the same as an earlier runner's."""
+def _matching(results, relative=1e-9, fewest_steps=3):
+    """(later label, earlier label) for each runner whose path is the same as an earlier runner's. A path of
+    fewer than ``fewest_steps`` steps (a run that diverged at once) says too little to call two rules the same:
+    SGD and momentum take the same first step."""
     found = []
-    labels = [label for label, result in results.items() if not isinstance(result, str)]
+    labels = [label for label, result in results.items()
+              if not isinstance(result, str) and len(result.points) > fewest_steps]
     for i, later in enumerate(labels):
         for earlier in labels[:i]:
             a, b = results[later].points, results[earlier].points

@@ -202,6 +202,19 @@ def test_a_learners_rule_on_the_references_path_is_visible_and_said_to_match():
     assert "matches" not in different.picture.message.get_text() and "matches" not in summary_text(different)
 
 
+def test_runs_that_diverge_at_once_are_not_said_to_match():
+    # SGD and momentum take the same first step; at a rate far past stability both diverge within two steps,
+    # and their few points agree, which says nothing about the rules.
+    race = widgets.race({"sgd": optim.sgd, "sgd_momentum": optim.sgd_momentum}, landscape="Rosenbrock",
+                        controls=("learning_rate",), learning_rate=1.77, steps=200)
+    assert all(result.diverged_at <= 3 for result in race.results.values()), race.results
+    assert "matches" not in summary_text(race) and "same path" not in race.picture.message.get_text()
+    # ... while the same two rules with rho = 0 on a run that does not diverge are the same rule.
+    same = widgets.race({"sgd": optim.sgd, "sgd_momentum": (optim.sgd_momentum, {"rho": 0.0})},
+                        landscape="Rosenbrock", controls=("learning_rate",), learning_rate=1e-3, steps=50)
+    assert "sgd_momentum matches sgd" in summary_text(same)
+
+
 def test_a_diverging_run_says_where_on_the_plot_and_in_the_summary():
     race = widgets.race({"SGD": optim.sgd}, controls=("learning_rate",), learning_rate=1.0)
     slider = race.slider("learning_rate", "SGD")
