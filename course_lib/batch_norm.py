@@ -272,7 +272,9 @@ def normalised_across_batches(x, batch_size, draws=300, example=0, seed=0):
         side_by_side = batches.permute(1, 0, 2).reshape(batch_size, -1)
         features = side_by_side.shape[1]
         ones, zeros = torch.ones(features, dtype=x.dtype), torch.zeros(features, dtype=x.dtype)
-        values.append(batchnorm_forward(side_by_side, ones, zeros, zeros, ones)[0][0].reshape(len(rows), -1))
+        normalised = batchnorm_forward(side_by_side, ones, zeros, zeros, ones)[0]
+        # Row 0 (the example) copied out: a view of it would keep the whole normalised chunk alive.
+        values.append(normalised[0].reshape(len(rows), -1).clone())
     return torch.cat(values).numpy()
 
 
