@@ -406,7 +406,7 @@ class HessianCost:
     seconds: np.ndarray
 
 
-def hessian_cost(sizes=(283, 400, 566, 800, 1131), repeats=3, seed=0):
+def hessian_cost(sizes=(283, 400, 566, 800, 1131), repeats=3, seed=0, spread=0.05):
     """Measure what a Newton step's Hessian costs as the number of parameters N grows (claim 18).
 
     Memory: the bytes the process holds once an N x N Hessian is formed, as counted by tracemalloc (which sees
@@ -419,7 +419,9 @@ def hessian_cost(sizes=(283, 400, 566, 800, 1131), repeats=3, seed=0):
       the speed-up grows with N and flattens the measured exponent;
     - the clock is the CPU time of the calling thread (time.thread_time), which does not count the time the
       process waits while other processes use the cores;
-    - each size keeps the minimum over ``repeats`` (interference only ever adds time).
+    - each size keeps the minimum over at least ``repeats`` solves spread over at least ``spread`` seconds
+      (interference only ever adds time; a small solve takes a millisecond, and a burst of other work as long
+      as a few of them, on the other core of a shared machine, would otherwise spoil every repeat).
 
     What remains below N^3 is real: LU's O(N^2) parts (pivoting, the two triangular solves) and BLAS's blocked
     kernels run at more flops per second as N grows, until the matrix no longer fits in cache. The default
@@ -430,6 +432,7 @@ def hessian_cost(sizes=(283, 400, 566, 800, 1131), repeats=3, seed=0):
     require(len(sizes) > 0 and all(is_integer(n, 1) for n in sizes), "sizes",
              "a non-empty sequence of integers >= 1", sizes)
     require(is_integer(repeats, 1), "repeats", "an integer >= 1", repeats)
+    require(is_real(spread) and 0 <= spread < math.inf, "spread", "a finite number of seconds >= 0", spread)
     rng = np.random.default_rng(seed)
     held, seconds = [], []
     with threadpool_limits(limits=1):
@@ -438,8 +441,8 @@ def hessian_cost(sizes=(283, 400, 566, 800, 1131), repeats=3, seed=0):
             held.append(memory)
             gradient = rng.standard_normal(n)
             np.linalg.solve(hessian, gradient)  # warm-up: first-touch memory is not the cost
-            timings = []
-            for _ in range(repeats):
+            timings, window = [], time.perf_counter()
+            while len(timings) < repeats or time.perf_counter() - window < spread:
                 began = time.thread_time()
                 np.linalg.solve(hessian, gradient)
                 timings.append(time.thread_time() - began)

@@ -338,6 +338,19 @@ def test_hessian_memory_grows_as_n_squared_and_the_time_fit_runs():
     assert math.isfinite(loglog_slope(cost.sizes, cost.seconds))
 
 
+def test_hessian_cost_times_each_size_over_the_spread(monkeypatch):
+    import course_lib.second_order as second_order
+
+    solves = []
+    real_solve = np.linalg.solve
+    monkeypatch.setattr(second_order.np.linalg, "solve", lambda a, b: solves.append(len(b)) or real_solve(a, b))
+    hessian_cost(sizes=(20, 40), repeats=2, spread=0.0)
+    assert solves == [20] * 3 + [40] * 3  # a warm-up, then exactly ``repeats`` when there is no spread to fill
+    solves.clear()
+    hessian_cost(sizes=(20,), repeats=2, spread=0.05)
+    assert len(solves) > 10  # a 20 x 20 solve takes microseconds: many more fill 50 ms
+
+
 def test_loglog_slope_recovers_the_exponent_of_a_power_law():
     x = np.array([3.0, 10.0, 40.0, 200.0])
     assert loglog_slope(x, 0.7 * x**2.5) == pytest.approx(2.5, abs=1e-12)
@@ -347,6 +360,8 @@ def test_loglog_slope_recovers_the_exponent_of_a_power_law():
 @pytest.mark.parametrize("call, parameter", [
     (lambda: hessian_cost(sizes=()), "sizes"), (lambda: hessian_cost(sizes=(10, 0)), "sizes"),
     (lambda: hessian_cost(sizes=(10.5,)), "sizes"), (lambda: hessian_cost(sizes=(10,), repeats=0), "repeats"),
+    (lambda: hessian_cost(sizes=(10,), spread=-1.0), "spread"),
+    (lambda: hessian_cost(sizes=(10,), spread=math.inf), "spread"),
     (lambda: loglog_slope([1.0], [1.0]), "x"), (lambda: loglog_slope([1.0, 0.0], [1.0, 2.0]), "x"),
     (lambda: loglog_slope([1.0, 2.0], [1.0, -2.0]), "y"), (lambda: loglog_slope([1.0, 2.0], [1.0]), "y"),
 ])
