@@ -12,11 +12,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 
 __all__ = ["COLORS", "OKABE_ITO", "AugmentationPicture", "DropoutPicture", "NotebookFigure", "RacePicture",
-           "SchedulePicture", "curve_figure", "draw_landscape"]
+           "SchedulePicture", "curve_figure", "draw_landscape", "image_grid_figure", "pooling_windows_figure"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 GRID_POINTS = 100
@@ -387,3 +388,40 @@ class AugmentationPicture(_SideBySide):
             line.set_data(samples, signal)
         self.marker.set_xdata([strength, strength])
         return self
+
+
+def pooling_windows_figure(rows, input_size, kernel_size, labels):
+    """Pooling windows along one dimension, one row of the figure per pattern: ``rows`` holds each pattern's
+    window starts; each window [start, start + kernel_size) is a bar, consecutive windows drawn at two
+    heights so that overlaps show. ``labels`` names the rows."""
+    figure = NotebookFigure(figsize=(6.4, 0.55 * len(rows) + 0.9), dpi=90, layout="constrained")
+    ax = figure.subplots()
+    for row, starts in enumerate(rows):
+        y = len(rows) - 1 - row
+        for index, start in enumerate(starts):
+            lift = 0.18 if index % 2 else -0.18
+            ax.add_patch(Rectangle((start, y + lift - 0.13), kernel_size, 0.26, facecolor=OKABE_ITO[index % 2],
+                                   edgecolor="k", lw=0.6, alpha=0.85))
+        steps = np.diff(starts)
+        ax.text(input_size + 0.3, y, f"steps {''.join(str(s) for s in steps)}", va="center", fontsize=8)
+    ax.set(xlim=(-0.2, input_size + 6.5), ylim=(-0.6, len(rows) - 0.4), xlabel="input position")
+    ax.set_yticks(range(len(rows)), labels[::-1], fontsize=8)
+    ax.set_xticks(range(input_size + 1))
+    ax.grid(True, axis="x", alpha=0.3)
+    return figure
+
+
+def image_grid_figure(images, titles=None, columns=8, cmap="gray_r"):
+    """Small images (e.g. 8x8 digits) in a grid, with optional titles."""
+    images = np.asarray(images)
+    count = len(images)
+    rows = -(-count // columns)
+    figure = NotebookFigure(figsize=(1.0 * columns, 1.1 * rows), dpi=90, layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
+    for index, ax in enumerate(axes):
+        ax.set_axis_off()
+        if index < count:
+            ax.imshow(images[index], cmap=cmap, vmin=0, vmax=max(1.0, float(images.max())))
+            if titles is not None:
+                ax.set_title(titles[index], fontsize=8)
+    return figure

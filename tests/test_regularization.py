@@ -428,3 +428,16 @@ def test_the_regularized_mlps_start_from_the_plain_mlps_weights():
         torch.testing.assert_close(model.eval()(x), plain(x))
     assert sum(isinstance(m, R.InvertedDropout) for m in R.dropout_mlp([40, 32, 16, 10], 0.3)) == 2
     assert sum(isinstance(m, R.DropConnectLinear) for m in R.dropconnect_mlp([40, 32, 16, 10], 0.3)) == 2
+
+
+def test_the_fractional_pooling_cnn_shrinks_by_the_ratio_and_trains():
+    model = R.fractional_pooling_cnn(length=40, channels=4, blocks=3, seed=0)
+    pools = [m for m in model if isinstance(m, R.FractionalMaxPool2d)]
+    assert len(pools) == 3 and model[-1].in_features == 4 * 13  # 40 -> 28 -> 19 -> 13
+    x = torch.randn(6, 40)
+    out = model(x)
+    assert out.shape == (6, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    fixed = R.fractional_pooling_cnn(channels=4, fixed_sample=0.5, seed=0).eval()
+    torch.testing.assert_close(fixed(x), fixed(x))

@@ -1,0 +1,58 @@
+"""Each likely bug of notebook 07's exercise differs measurably from the reference on typical inputs, and the
+instructor notebook's solution does not."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course_lib import regularization
+from course_lib.bugs_07 import LIKELY_BUGS
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "instructor/source/07_dropout/07_dropout.ipynb"
+
+
+def statistics(inverted_dropout, drop_probability=0.3, seed=0):
+    """What a judge can measure of a dropout function, whatever random numbers it draws."""
+    x = np.random.default_rng(seed).uniform(0.5, 1.5, size=(2000, 50))
+    before = x.copy()
+    out = inverted_dropout(x, drop_probability, True, np.random.default_rng(seed + 1))
+    changed_input = not np.array_equal(x, before)
+    x = before.copy()
+    zero = out == 0
+    test = inverted_dropout(x, drop_probability, False, np.random.default_rng(seed + 2))
+    return {
+        "zero share": zero.mean(),
+        "mean ratio": (out / before).mean(),
+        "rows share one mask": float((zero == zero[0]).all()),
+        "test pass is x": float(np.array_equal(test, before)),
+        "input changed": float(changed_input),
+    }
+
+
+TOLERANCE = {"zero share": 0.02, "mean ratio": 0.02, "rows share one mask": 0.5, "test pass is x": 0.5,
+             "input changed": 0.5}
+
+
+def differences(candidate):
+    reference = statistics(regularization.inverted_dropout)
+    measured = statistics(candidate)
+    return {name: (measured[name], reference[name]) for name in reference
+            if abs(measured[name] - reference[name]) > TOLERANCE[name]}
+
+
+@pytest.mark.parametrize("variant, explanation", LIKELY_BUGS["inverted_dropout"],
+                         ids=[variant.__name__ for variant, _ in LIKELY_BUGS["inverted_dropout"]])
+def test_every_likely_bug_differs_from_the_reference(variant, explanation):
+    assert differences(variant), f"{variant.__name__} looks like the reference: {explanation}"
+    assert len(explanation) > 40
+
+
+def test_the_notebook_solution_matches_the_reference():
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    source = next("".join(cell["source"]) for cell in cells
+                  if cell["metadata"].get("nbgrader", {}).get("grade_id") == "inverted_dropout")
+    namespace = {"np": np}
+    exec(source, namespace)
+    assert differences(namespace["inverted_dropout"]) == {}

@@ -1,0 +1,68 @@
+"""Notebook 07's claim checks fail when the claim fails: each claim cell (tagged ``claim-NN``) runs again
+after the notebook's import cell, with a known-wrong input injected into the library, and must raise
+AssertionError. (nbval runs the same cells with the real library and requires them to pass.)"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import regularization, training
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "instructor/source/07_dropout/07_dropout.ipynb"
+
+
+def cell_sources():
+    cells = [cell for cell in json.loads(NOTEBOOK.read_text())["cells"] if cell["cell_type"] == "code"]
+    tagged = {tag: "".join(cell["source"]) for cell in cells for tag in cell["metadata"].get("tags", [])}
+    return "".join(cells[0]["source"]), tagged
+
+
+def run_claim(tag):
+    imports, tagged = cell_sources()
+    namespace = {}
+    exec(compile(imports, "import cell", "exec"), namespace)
+    exec(compile(tagged[tag], tag, "exec"), namespace)
+    return namespace
+
+
+def no_test_time_scaling(x, drop_probability, training=True, generator=None):
+    """'Inverted' dropout that never scales: its training mean is keep * x, not x."""
+    return regularization.vanilla_dropout(x, drop_probability, True, generator) if training else x
+
+
+real_random_passes = regularization.random_passes
+
+
+def one_mask_for_every_pass(model, inputs, passes, seed=0):
+    """The same mask in every pass (the generator reseeded each time): averaging cannot approach anything."""
+    return torch.cat([real_random_passes(model, inputs, 1, seed) for _ in range(passes)])
+
+
+class AdamCalledAdamW(torch.optim.Adam):
+    """L2 in the loss passed off as decoupled weight decay."""
+
+
+WRONG = {
+    "claim-25": ("inverted_dropout", no_test_time_scaling, regularization),
+    "claim-24": ("dropout_mlp", lambda sizes, drop_probability, seed=0: training.mlp(sizes, seed), regularization),
+    "claim-26": ("random_passes", one_mask_for_every_pass, regularization),
+    "claim-27-dropconnect": ("dropconnect_mlp", lambda sizes, drop_probability, seed=0: training.mlp(sizes, seed),
+                             regularization),
+    "correction-weight-decay": ("AdamW", AdamCalledAdamW, torch.optim),
+}
+
+
+def test_every_claim_cell_has_a_wrong_input():
+    _, tagged = cell_sources()
+    claims = {tag for tag in tagged if tag.startswith(("claim-", "correction-"))}
+    assert claims == set(WRONG)
+
+
+@pytest.mark.parametrize("tag", sorted(WRONG))
+def test_the_claim_check_fails_on_a_wrong_input(tag, monkeypatch):
+    name, wrong, module = WRONG[tag]
+    monkeypatch.setattr(module, name, wrong)
+    with pytest.raises(AssertionError):
+        run_claim(tag)
