@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 from PIL import Image
 
 __all__ = ["COLORS", "OKABE_ITO", "AugmentationPicture", "DropoutPicture", "NotebookFigure", "RacePicture",
-           "SchedulePicture", "curve_figure", "draw_landscape", "image_grid_figure", "pooling_windows_figure"]
+           "SchedulePicture", "curve_figure", "draw_landscape", "pooling_windows_figure"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 GRID_POINTS = 100
@@ -404,24 +404,8 @@ def pooling_windows_figure(rows, input_size, kernel_size, labels):
                                    edgecolor="k", lw=0.6, alpha=0.85))
         steps = np.diff(starts)
         ax.text(input_size + 0.3, y, f"steps {''.join(str(s) for s in steps)}", va="center", fontsize=8)
-    ax.set(xlim=(-0.2, input_size + 6.5), ylim=(-0.6, len(rows) - 0.4), xlabel="input position")
+    ax.set(xlim=(-0.2, input_size + 4.2), ylim=(-0.6, len(rows) - 0.4), xlabel="input position")
     ax.set_yticks(range(len(rows)), labels[::-1], fontsize=8)
     ax.set_xticks(range(input_size + 1))
     ax.grid(True, axis="x", alpha=0.3)
-    return figure
-
-
-def image_grid_figure(images, titles=None, columns=8, cmap="gray_r"):
-    """Small images (e.g. 8x8 digits) in a grid, with optional titles."""
-    images = np.asarray(images)
-    count = len(images)
-    rows = -(-count // columns)
-    figure = NotebookFigure(figsize=(1.0 * columns, 1.1 * rows), dpi=90, layout="constrained")
-    axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
-    for index, ax in enumerate(axes):
-        ax.set_axis_off()
-        if index < count:
-            ax.imshow(images[index], cmap=cmap, vmin=0, vmax=max(1.0, float(images.max())))
-            if titles is not None:
-                ax.set_title(titles[index], fontsize=8)
     return figure

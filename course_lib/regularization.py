@@ -391,8 +391,17 @@ def fractional_max_pool2d(x, output_size, kernel_size=2, samples=None, generator
     index = (offsets[:, None] + corners[..., None, :]).reshape(batch, channels, -1)
     flat = x.reshape(batch, channels, height * width)
     if isinstance(x, torch.Tensor):
-        windows = flat.gather(2, torch.from_numpy(index).to(x.device))
-        return windows.reshape(batch, channels, len(offsets), out_h, out_w).max(dim=2).values
+        # Find each window's largest element without autograd, then gather just those: the gradient flows
+        # to one input per output (as in torch's own pooling, through its indices), cheaply.
+        index = torch.from_numpy(index).to(x.device).reshape(batch, channels, len(offsets), -1)
+        with torch.no_grad():
+            windows = flat.gather(2, index.reshape(batch, channels, -1)).reshape(index.shape)
+            best_value, best = windows[:, :, 0], index[:, :, 0]
+            for k in range(1, len(offsets)):  # a running maximum: far faster than argmax over a short axis
+                larger = windows[:, :, k] > best_value
+                best_value = torch.where(larger, windows[:, :, k], best_value)
+                best = torch.where(larger, index[:, :, k], best)
+        return flat.gather(2, best).reshape(batch, channels, out_h, out_w)
     windows = np.take_along_axis(flat, index, axis=2)
     return windows.reshape(batch, channels, len(offsets), out_h, out_w).max(axis=2)
 
