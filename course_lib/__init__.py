@@ -10,6 +10,8 @@
 - plots, widgets: the pictures and the sliders that drive them.
 - checks, bugs: the exercises' checks and the likely bugs they recognise.
 - data, training: offline datasets and a small-model training loop.
+- regularization: dropout (vanilla, inverted), DropConnect, stochastic depth, fractional max pooling.
+- augmentation: random label-preserving changes of training examples (shifts, noise, affine maps).
 - validation: the argument checks the modules share.
 """
 

@@ -322,7 +322,29 @@ def schedule_explorer(schedule="step_decay", learning_rate=0.5, gradient_noise=0
 
 
 # ---- Regularization (notebooks 07-08): dropout's masks, augmentation --------------------------------------------
-class DropoutExplorer:
+class _PictureWithSummary:
+    """Sliders (``self.controls``) above a picture (``self.image``) and a line of text that says what the
+    picture shows (``self.summary``); every change of a control calls ``refresh()``."""
+
+    def _assemble(self, columns):
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML(layout=W.Layout(width="auto"))
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.widget = W.VBox([W.GridBox(list(self.controls.values()),
+                                        layout=W.Layout(grid_template_columns=columns)), self.image, self.summary])
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _on_change(self, change):
+        self.refresh()
+
+
+class DropoutExplorer(_PictureWithSummary):
     """Dropout on one layer's activations, under sliders: the drop probability, the number M of training
     passes averaged, and the form (inverted; vanilla; vanilla with its test-time scaling forgotten).
 
@@ -352,19 +374,7 @@ class DropoutExplorer:
                                style=_STYLE, layout=W.Layout(width="340px")),
         }
         self.picture = DropoutPicture(self.activations.size)
-        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
-        self.summary = W.HTML(layout=W.Layout(width="auto"))
-        for control in self.controls.values():
-            control.observe(self._on_change, names="value")
-        self.widget = W.VBox([W.GridBox(list(self.controls.values()),
-                                        layout=W.Layout(grid_template_columns="310px 310px 350px")),
-                              self.image, self.summary])
-        self.refresh()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+        self._assemble("310px 310px 350px")
 
     def refresh(self):
         drop = float(self.controls["drop_probability"].value)
@@ -398,16 +408,12 @@ class DropoutExplorer:
         return (f"{pass_text}{scaling}. The average of {passes} passes is within {error:.0%} (RMS) of the "
                 f"test-time output; theory for independent masks: √(drop / (keep·M)) = {expected:.0%}.")
 
-    def _on_change(self, change):
-        self.refresh()
-
-
 def dropout_explorer(activations, drop_probability=0.5, passes=20, form="inverted", seed=0):
     """Build and return a ``DropoutExplorer`` widget (see ``DropoutExplorer``); the notebook displays it."""
     return DropoutExplorer(activations, drop_probability, passes, form, seed)
 
 
-class AugmentationExplorer:
+class AugmentationExplorer(_PictureWithSummary):
     """Random circular shifts of MNIST-1D signals under a slider, beside the test accuracy that training with
     each shift range reached (a sweep computed beforehand: the slider only redraws).
 
@@ -436,19 +442,7 @@ class AugmentationExplorer:
         spread = float(np.abs(self.signals).max())
         self.picture = AugmentationPicture(list(self.sweep), list(self.sweep.values()), self.signals.shape[1],
                                            self.COPIES, "max shift ± (samples)", (-1.15 * spread, 1.15 * spread))
-        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
-        self.summary = W.HTML(layout=W.Layout(width="auto"))
-        for control in self.controls.values():
-            control.observe(self._on_change, names="value")
-        self.widget = W.VBox([W.GridBox(list(self.controls.values()),
-                                        layout=W.Layout(grid_template_columns="repeat(2, 310px)")),
-                              self.image, self.summary])
-        self.refresh()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+        self._assemble("repeat(2, 310px)")
 
     def refresh(self):
         shift = int(self.controls["max_shift"].value)
@@ -472,10 +466,6 @@ class AugmentationExplorer:
             text += (f"The sweep did not train ±{shift}: ±{below} reached {self.sweep[below]:.2f}, ±{above} "
                      f"reached {self.sweep[above]:.2f} (no augmentation: {baseline:.2f}).")
         return text + f" Best in the sweep: ±{best} ({self.sweep[best]:.2f})."
-
-    def _on_change(self, change):
-        self.refresh()
-
 
 def augmentation_explorer(signals, sweep, max_shift=5, signal=0, seed=0):
     """Build and return an ``AugmentationExplorer`` widget (see ``AugmentationExplorer``)."""

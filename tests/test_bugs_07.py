@@ -1,16 +1,14 @@
 """Each likely bug of notebook 07's exercise differs measurably from the reference on typical inputs, and the
 instructor notebook's solution does not."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from notebook_cells import exercise_solution
 
 from course_lib import regularization
 from course_lib.bugs_07 import LIKELY_BUGS
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "instructor/source/07_dropout/07_dropout.ipynb"
+NOTEBOOK = "07_dropout"
 
 
 def statistics(inverted_dropout, drop_probability=0.3, seed=0):
@@ -50,9 +48,5 @@ def test_every_likely_bug_differs_from_the_reference(variant, explanation):
 
 
 def test_the_notebook_solution_matches_the_reference():
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    source = next("".join(cell["source"]) for cell in cells
-                  if cell["metadata"].get("nbgrader", {}).get("grade_id") == "inverted_dropout")
-    namespace = {"np": np}
-    exec(source, namespace)
-    assert differences(namespace["inverted_dropout"]) == {}
+    solution = exercise_solution(NOTEBOOK, "inverted_dropout", {"np": np})
+    assert differences(solution) == {}

@@ -1,17 +1,14 @@
 """Each likely bug of notebook 08's exercise differs measurably from the reference on typical inputs, and the
 instructor notebook's solution does not."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from notebook_cells import exercise_solution
 
 from course_lib import augmentation
 from course_lib.bugs_08 import LIKELY_BUGS
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / (
-    "instructor/source/08_randomness_regularizers/08_randomness_regularizers.ipynb")
+NOTEBOOK = "08_randomness_regularizers"
 
 
 def reference(signals, max_shift, rng):
@@ -56,9 +53,5 @@ def test_every_likely_bug_differs_from_the_reference(variant, explanation):
 
 
 def test_the_notebook_solution_matches_the_reference():
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    source = next("".join(cell["source"]) for cell in cells
-                  if cell["metadata"].get("nbgrader", {}).get("grade_id") == "random_circular_shift")
-    namespace = {"np": np}
-    exec(source, namespace)
-    assert differences(namespace["random_circular_shift"]) == {}
+    solution = exercise_solution(NOTEBOOK, "random_circular_shift", {"np": np})
+    assert differences(solution) == {}

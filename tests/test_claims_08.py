@@ -2,30 +2,13 @@
 after the notebook's import cell, with a known-wrong input injected into the library, and must raise
 AssertionError. (nbval runs the same cells with the real library and requires them to pass.)"""
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
+from notebook_cells import run_tagged_cell, tagged_sources
 
 from course_lib import augmentation, regularization
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / (
-    "instructor/source/08_randomness_regularizers/08_randomness_regularizers.ipynb")
-
-
-def cell_sources():
-    cells = [cell for cell in json.loads(NOTEBOOK.read_text())["cells"] if cell["cell_type"] == "code"]
-    tagged = {tag: "".join(cell["source"]) for cell in cells for tag in cell["metadata"].get("tags", [])}
-    return "".join(cells[0]["source"]), tagged
-
-
-def run_claim(tag):
-    imports, tagged = cell_sources()
-    namespace = {}
-    exec(compile(imports, "import cell", "exec"), namespace)
-    exec(compile(tagged[tag], tag, "exec"), namespace)
-    return namespace
+NOTEBOOK = "08_randomness_regularizers"
 
 
 def no_shift(signals, generator=None, *, max_shift):
@@ -63,7 +46,7 @@ WRONG = {
 
 
 def test_every_claim_cell_has_a_wrong_input():
-    _, tagged = cell_sources()
+    tagged = tagged_sources(NOTEBOOK)
     assert {tag for tag in tagged if tag.startswith("claim-")} == set(WRONG)
 
 
@@ -72,4 +55,4 @@ def test_the_claim_check_fails_on_a_wrong_input(tag, monkeypatch):
     name, wrong, module = WRONG[tag]
     monkeypatch.setattr(module, name, wrong)
     with pytest.raises(AssertionError):
-        run_claim(tag)
+        run_tagged_cell(NOTEBOOK, tag)
