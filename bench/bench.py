@@ -14,6 +14,9 @@ the exit status is 0 unless --strict is given and a budget is missed (then 1).
                 in headless Chromium, median of 10, for the learning-rate slider, κ and the landscape dropdown
     optimizer   optimizer.step() of course_lib.optim.RuleOptimizer(adam) / torch.optim.Adam, gradients set,
                 ~15k and ~1M parameters, one thread and the default thread count
+    grading     `make grade` on a class of --class-size students, each handing in every notebook (two in three
+                solved, one in three blank), with --jobs 1 and 2: seconds and notebooks graded per minute
+                (no budget; each exercise is a sandboxed process that imports numpy and torch)
 
 Budgets: notebook <= 20 s, kernel <= 600 MB, widget <= 50 ms in the kernel and <= 150 ms in the browser,
 RuleOptimizer <= 1.5x torch.optim.Adam.
@@ -50,7 +53,7 @@ BUDGETS = {
     "optimizer_ratio": 1.5,
 }
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-SECTIONS = ("notebooks", "widgets", "browser", "optimizer")
+SECTIONS = ("notebooks", "widgets", "browser", "optimizer", "grading")
 
 
 # ---- notebooks -------------------------------------------------------------------------------------------
@@ -492,6 +495,42 @@ def _op_breakdown(optimizer, steps):
 
 
 # ---- the table -------------------------------------------------------------------------------------------
+# ---- grading ---------------------------------------------------------------------------------------------
+def bench_grading(args, report):
+    """make grade on a synthetic class: every student hands in every notebook, two in three solved."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_corpus import Answer
+
+    names = instructor_notebooks()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
+        submissions = Path(scratch) / "submissions"
+        for number in range(args.class_size):
+            folder = submissions / f"student{number:02d}"
+            folder.mkdir(parents=True)
+            for path in names:
+                answer = Answer(path.stem)
+                if number % 3:
+                    answer.solve(*answer.solutions)
+                (folder / path.name).write_bytes(answer.to_bytes())
+        exercises = sum(len(Answer(path.stem).solutions) for path in names) * args.class_size
+        for jobs in (1, 2):
+            out = Path(scratch) / f"graded-{jobs}"
+            started = time.monotonic()
+            completed = subprocess.run([sys.executable, str(ROOT / "instructor" / "grade.py"), str(submissions),
+                                        "--out", str(out), "--jobs", str(jobs)], capture_output=True, text=True)
+            seconds = time.monotonic() - started
+            notebooks = args.class_size * len(names)
+            rows.append({"jobs": jobs, "students": args.class_size, "notebooks": notebooks,
+                         "exercises": exercises, "seconds": round(seconds, 1),
+                         "notebooks_per_minute": round(notebooks / seconds * 60, 1),
+                         "ok": completed.returncode == 0,
+                         "tail": completed.stdout[-300:] + completed.stderr[-300:]})
+            print(f"  jobs={jobs}: {seconds:.0f} s, {notebooks / seconds * 60:.1f} notebooks per minute",
+                  flush=True)
+    report["grading"] = rows
+
+
 def _mark(value, budget):
     if value is None:
         return "n/a"
@@ -593,6 +632,7 @@ def print_table(report):
             if not row["same_update"]:
                 misses.append(f"RuleOptimizer(adam) and torch.optim.Adam disagree at {row['parameters']:,} "
                               "parameters")
+    lines += _grading_table(report)
     lines.append("")
     if misses:
         lines.append(f"MISSED ({len(misses)}):")
@@ -601,6 +641,18 @@ def print_table(report):
         lines.append("every budget met")
     print("\n".join(lines))
     return misses
+
+
+def _grading_table(report):
+    lines = []
+    if report.get("grading"):
+        lines += ["", "GRADING (make grade on a synthetic class; no budget)"]
+        for row in report["grading"]:
+            status = "" if row["ok"] else "  FAILED: " + row["tail"]
+            lines.append(f"  --jobs {row['jobs']}: {row['students']} students, {row['notebooks']} notebooks, "
+                         f"{row['exercises']} exercises in {row['seconds']:.0f} s = "
+                         f"{row['notebooks_per_minute']:.1f} notebooks per minute{status}")
+    return lines
 
 
 def _print_profiles(report, worst=3):
@@ -660,6 +712,7 @@ def main(argv=None):
     parser.add_argument("--changes", type=int, default=20, help="value changes per widget control")
     parser.add_argument("--presses", type=int, default=10, help="keypresses per control in the browser")
     parser.add_argument("--cell-timeout", type=int, default=120, help="per-cell timeout (s)")
+    parser.add_argument("--class-size", type=int, default=30, help="students in the grading benchmark")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -682,6 +735,9 @@ def main(argv=None):
         if "browser" in args.only:
             print("browser ...", flush=True)
             bench_browser(args, report)
+        if "grading" in args.only:
+            print(f"grading a class of {args.class_size} ...", flush=True)
+            bench_grading(args, report)
     report["environment"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print()
     misses = print_table(report)

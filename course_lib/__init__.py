@@ -8,7 +8,10 @@
 - trajectories: run a rule on a landscape; detect divergence.
 - theory, measure: what theory predicts, and measurements on runs.
 - plots, widgets: the pictures and the sliders that drive them.
-- checks, bugs: the exercises' checks and the likely bugs they recognise.
+- exercises, checks, bugs: each exercise (reference and test cases), the judge shared by the instant checks
+  and the grader, and the likely bugs it recognises.
+- harness: calls a learner's function and returns only numbers (the one module that runs beside learner
+  code, in a notebook or in the grader's sandbox; it imports nothing from course_lib).
 - data, training: offline datasets and a small-model training loop.
 - regularization: dropout (vanilla, inverted), DropConnect, stochastic depth, fractional max pooling.
 - augmentation: random label-preserving changes of training examples (shifts, noise, affine maps).

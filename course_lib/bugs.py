@@ -1,103 +1,186 @@
-"""The likely bugs in each exercise, written out so that a check can recognise them in a learner's answer.
+"""The likely bugs in each exercise, written out so that the judge can recognise them in a learner's answer.
 
-Each entry is (wrong implementation, what to tell the learner). A check runs a learner's function and these
-variants on the same inputs; when the learner's outputs match a variant's, the learner gets that variant's
-explanation instead of a bare "wrong answer". The variants follow the rule contract of course_lib.optim.
+Each entry of ``LIKELY_BUGS[exercise]`` is (wrong implementation, what to tell the learner). The judge
+(course_lib.checks) calls the learner's function and these variants on the same cases; when the learner's
+outputs match a variant's on every call of every case, the learner gets that variant's explanation instead of
+a bare "wrong answer". Each variant has the signature of its exercise and is written the way a learner would
+write it (the update rules follow the contract of course_lib.optim); ``0 * x`` and ``** 0.5`` make them work on
+numpy arrays and torch tensors alike.
 """
+
+import math
 
 import numpy as np
 
-from . import optim
-from .optim import _prepare, _sqrt, _state
+from course_lib import optim, theory
 
 __all__ = ["LIKELY_BUGS", "momentum_as_printed"]
 
 
+# ---- Notebook 01: the best learning rate and the steps it needs --------------------------------------------
+
+def _eigenvalues(hessian):
+    return np.linalg.eigvalsh(np.asarray(hessian, dtype=float))
+
+
+def _rate_from_diagonal(hessian):
+    diagonal = np.diag(np.asarray(hessian, dtype=float))
+    return 2 / (diagonal.max() + diagonal.min())
+
+
+def _steps(rate, factor, rounding=math.ceil):
+    return rounding(math.log(factor) / math.log(rate))
+
+
+LIKELY_BUGS = {
+    "best_learning_rate": [
+        (_rate_from_diagonal, "you used the diagonal entries of the Hessian. They are its curvatures only when "
+         "the valley is aligned with the axes; the curvatures are the eigenvalues (np.linalg.eigvalsh(hessian))."),
+        (lambda hessian: 1 / _eigenvalues(hessian)[-1], "1/L (L the largest curvature) is a safe rate but not the "
+         "best: the steepest direction then converges in one step while the flattest crawls. Balance the two: "
+         "choose alpha so that |1 - alpha mu| = |1 - alpha L|."),
+        (lambda hessian: 2 / _eigenvalues(hessian)[-1], "2/L is the edge of stability: along the steepest "
+         "direction the error is multiplied by |1 - 2| = 1 and never shrinks. Balance the two extreme "
+         "curvatures: |1 - alpha mu| = |1 - alpha L|."),
+        (lambda hessian: 1 / _eigenvalues(hessian)[0], "1/mu (mu the smallest curvature) makes the flattest "
+         "direction converge in one step, but along the steepest one |1 - L/mu| > 1: the run diverges."),
+        (lambda hessian: 2 / (_eigenvalues(hessian)[-1] * _eigenvalues(hessian)[0]), "you multiplied the "
+         "curvatures: balancing |1 - alpha mu| = |1 - alpha L| gives alpha (mu + L) = 2."),
+    ],
+    "steps_to_shrink": [
+        (lambda kappa, factor: _steps(theory.momentum_rate(kappa), factor), "you used momentum's rate "
+         "(sqrt(kappa) - 1)/(sqrt(kappa) + 1). Gradient descent at its best learning rate shrinks the error by "
+         "(kappa - 1)/(kappa + 1) per step."),
+        (lambda kappa, factor: _steps((kappa + 1) / (kappa - 1), factor), "the rate is upside down: "
+         "(kappa + 1)/(kappa - 1) is above 1 and the count comes out negative. The error shrinks by "
+         "(kappa - 1)/(kappa + 1) < 1 per step."),
+        (lambda kappa, factor: math.ceil(math.log10(factor) / math.log(theory.gradient_descent_rate(kappa))),
+         "you mixed logarithms: log10 of the factor over the natural log of the rate. Use the same base above and "
+         "below the fraction (the base cancels)."),
+        (lambda kappa, factor: math.ceil(math.log(factor) / math.log10(theory.gradient_descent_rate(kappa))),
+         "you mixed logarithms: the natural log of the factor over log10 of the rate. Use the same base above and "
+         "below the fraction (the base cancels)."),
+        (lambda kappa, factor: _steps(1 - 1 / kappa, factor), "1 - 1/kappa is the rate at learning_rate = 1/L. "
+         "At the best learning rate 2/(L + mu) it is (kappa - 1)/(kappa + 1)."),
+        (lambda kappa, factor: _steps(theory.gradient_descent_rate(kappa), factor, math.floor), "one step short: "
+         "the error after k steps is rate**k times the start, so you need the smallest k with rate**k <= factor: "
+         "round the fraction up (math.ceil), not down."),
+        (lambda kappa, factor: _steps(theory.gradient_descent_rate(kappa), factor, round), "round() can round "
+         "down: you need the smallest whole k with rate**k <= factor, that is math.ceil of the fraction."),
+        (lambda kappa, factor: math.log(factor) / math.log(theory.gradient_descent_rate(kappa)), "a number of "
+         "steps is a whole number: take the smallest k with rate**k <= factor (math.ceil of the fraction)."),
+    ],
+}
+
+
+# ---- Notebook 02: momentum and Nesterov ----------------------------------------------------------------------
+
 def momentum_as_printed(x, dx, config=None):
     """SGD+momentum exactly as the lecture's pseudocode prints it: ``x += learning_rate * vx`` (uphill)."""
-    x, dx, config = _prepare("sgd_momentum", x, dx, config)
-    config["velocity"] = config["rho"] * _state(config, "velocity", x) + dx
+    config = optim.with_defaults("sgd_momentum", config)
+    config["velocity"] = config["rho"] * config.get("velocity", 0 * x) + dx
     return x + config["learning_rate"] * config["velocity"], config
 
 
 def _momentum_other_convention(x, dx, config=None):
-    x, dx, config = _prepare("sgd_momentum", x, dx, config)
-    config["velocity"] = config["rho"] * _state(config, "velocity", x) - config["learning_rate"] * dx
+    config = optim.with_defaults("sgd_momentum", config)
+    config["velocity"] = config["rho"] * config.get("velocity", 0 * x) - config["learning_rate"] * dx
     return x + config["velocity"], config
 
 
 def _momentum_damped(x, dx, config=None):
-    x, dx, config = _prepare("sgd_momentum", x, dx, config)
-    config["velocity"] = config["rho"] * _state(config, "velocity", x) + (1 - config["rho"]) * dx
+    config = optim.with_defaults("sgd_momentum", config)
+    config["velocity"] = config["rho"] * config.get("velocity", 0 * x) + (1 - config["rho"]) * dx
     return x - config["learning_rate"] * config["velocity"], config
 
 
 def _momentum_forgets_velocity(x, dx, config=None):
-    x, dx, config = _prepare("sgd_momentum", x, dx, config)
+    config = optim.with_defaults("sgd_momentum", config)
     config["velocity"] = dx
     return x - config["learning_rate"] * dx, config
 
 
 def _nesterov_one_minus_rho(x, dx, config=None):
-    x, dx, config = _prepare("nesterov", x, dx, config)
-    rho, old_velocity = config["rho"], _state(config, "velocity", x)
+    config = optim.with_defaults("nesterov", config)
+    rho, old_velocity = config["rho"], config.get("velocity", 0 * x)
     config["velocity"] = rho * old_velocity - config["learning_rate"] * dx
     return x - rho * old_velocity + (1 - rho) * config["velocity"], config
 
 
 def _nesterov_new_velocity_for_old(x, dx, config=None):
-    x, dx, config = _prepare("nesterov", x, dx, config)
+    config = optim.with_defaults("nesterov", config)
     rho = config["rho"]
-    config["velocity"] = rho * _state(config, "velocity", x) - config["learning_rate"] * dx
+    config["velocity"] = rho * config.get("velocity", 0 * x) - config["learning_rate"] * dx
     return x - rho * config["velocity"] + (1 + rho) * config["velocity"], config
 
 
 def _nesterov_sign_flipped(x, dx, config=None):
-    x, dx, config = _prepare("nesterov", x, dx, config)
-    rho, old_velocity = config["rho"], _state(config, "velocity", x)
+    config = optim.with_defaults("nesterov", config)
+    rho, old_velocity = config["rho"], config.get("velocity", 0 * x)
     config["velocity"] = rho * old_velocity + config["learning_rate"] * dx
     return x - rho * old_velocity + (1 + rho) * config["velocity"], config
 
 
-def _rmsprop_epsilon_inside_root(x, dx, config=None):
-    x, dx, config = _prepare("rmsprop", x, dx, config)
-    decay_rate = config["decay_rate"]
-    grad_squared = decay_rate * _state(config, "grad_squared", x) + (1 - decay_rate) * dx * dx
-    config["grad_squared"] = grad_squared
-    return x - config["learning_rate"] * dx / _sqrt(grad_squared + config["epsilon"]), config
+LIKELY_BUGS["sgd_momentum"] = [
+    (momentum_as_printed, "the step goes uphill: you wrote x += learning_rate * velocity (the lecture's "
+     "pseudocode has this sign error). Step against the velocity: x - learning_rate * velocity."),
+    (_momentum_other_convention, "your iterates are right, but config['velocity'] holds "
+     "-learning_rate * velocity: you used the convention v = rho*v - learning_rate*dx; x += v. This "
+     "exercise uses the lecture's: velocity = rho*velocity + dx; x -= learning_rate*velocity."),
+    (_momentum_damped, "you wrote velocity = rho*velocity + (1 - rho)*dx, an exponential average. The "
+     "lecture's velocity is a running sum: velocity = rho*velocity + dx."),
+    (_momentum_forgets_velocity, "the velocity does not remember the past: read the previous velocity "
+     "from config (zeros on the first step) and decay it by rho before adding dx."),
+]
+LIKELY_BUGS["nesterov"] = [
+    (_nesterov_one_minus_rho, "you used (1 - rho) * velocity, copied from the lecture's misprinted middle "
+     "line. Expanding x~ + v_new + rho (v_new - v_old) gives -rho*old_velocity + (1 + rho)*velocity."),
+    (_nesterov_new_velocity_for_old, "that is plain momentum: with the new velocity in both terms, "
+     "-rho*velocity + (1 + rho)*velocity is just x + velocity. Nesterov's correction needs the velocity from "
+     "before this step: keep it (old_velocity = velocity) and use -rho*old_velocity."),
+    (_nesterov_sign_flipped, "the velocity points uphill: velocity = rho*velocity - learning_rate*dx "
+     "(minus: the velocity of Nesterov's form already carries the step)."),
+    (optim.sgd_momentum, "that is plain momentum in the lecture's SGD+momentum form (x -= learning_rate*velocity "
+     "with velocity = rho*velocity + dx). Nesterov's change-of-variables form: old = velocity; velocity = "
+     "rho*velocity - learning_rate*dx; x += -rho*old + (1 + rho)*velocity."),
+]
 
 
-def _rmsprop_decay_swapped(x, dx, config=None):
-    x, dx, config = _prepare("rmsprop", x, dx, config)
-    decay_rate = config["decay_rate"]
-    grad_squared = (1 - decay_rate) * _state(config, "grad_squared", x) + decay_rate * dx * dx
-    config["grad_squared"] = grad_squared
-    return x - config["learning_rate"] * dx / (_sqrt(grad_squared) + config["epsilon"]), config
+# ---- Notebook 03: RMSProp and Adam ----------------------------------------------------------------------------
 
-
-def _rmsprop_no_root(x, dx, config=None):
-    x, dx, config = _prepare("rmsprop", x, dx, config)
-    decay_rate = config["decay_rate"]
-    grad_squared = decay_rate * _state(config, "grad_squared", x) + (1 - decay_rate) * dx * dx
-    config["grad_squared"] = grad_squared
-    return x - config["learning_rate"] * dx / (grad_squared + config["epsilon"]), config
-
-
-def _adam_variant(t_after_use=False, epsilon_inside_root=False, betas_swapped=False):
+def _rmsprop_variant(epsilon_inside_root=False, decay_swapped=False, no_root=False):
     def variant(x, dx, config=None):
-        x, dx, config = _prepare("adam", x, dx, config)
-        beta1, beta2 = config["beta1"], config["beta2"]
-        if betas_swapped:
-            beta1, beta2 = beta2, beta1
-        t = config.get("t", 0) + (0 if t_after_use else 1)
-        first_moment = beta1 * _state(config, "first_moment", x) + (1 - beta1) * dx
-        second_moment = beta2 * _state(config, "second_moment", x) + (1 - beta2) * dx * dx
-        config.update(first_moment=first_moment, second_moment=second_moment, t=t + (1 if t_after_use else 0))
+        config = optim.with_defaults("rmsprop", config)
+        keep = 1 - config["decay_rate"] if decay_swapped else config["decay_rate"]
+        config["grad_squared"] = keep * config.get("grad_squared", 0 * x) + (1 - keep) * dx * dx
+        if no_root:
+            scale = config["grad_squared"] + config["epsilon"]
+        elif epsilon_inside_root:
+            scale = (config["grad_squared"] + config["epsilon"]) ** 0.5
+        else:
+            scale = config["grad_squared"] ** 0.5 + config["epsilon"]
+        return x - config["learning_rate"] * dx / scale, config
+
+    return variant
+
+
+def _adam_variant(t_after_use=False, t_never_incremented=False, epsilon_inside_root=False, betas_swapped=False):
+    def variant(x, dx, config=None):
+        config = optim.with_defaults("adam", config)
+        beta1, beta2 = (config["beta2"], config["beta1"]) if betas_swapped else (config["beta1"], config["beta2"])
+        t = config.get("t", 0)
+        t_used = t if (t_after_use or t_never_incremented) else t + 1
+        first_moment = beta1 * config.get("first_moment", 0 * x) + (1 - beta1) * dx
+        second_moment = beta2 * config.get("second_moment", 0 * x) + (1 - beta2) * dx * dx
+        config.update(first_moment=first_moment, second_moment=second_moment,
+                      t=t if t_never_incremented else t + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            first_unbiased = first_moment / (1 - beta1**t)
-            second_unbiased = second_moment / (1 - beta2**t)
-            epsilon = config["epsilon"]
-            root = _sqrt(second_unbiased + epsilon) if epsilon_inside_root else _sqrt(second_unbiased) + epsilon
+            first_unbiased = first_moment / (1 - beta1**t_used)
+            second_unbiased = second_moment / (1 - beta2**t_used)
+            if epsilon_inside_root:
+                root = (second_unbiased + config["epsilon"]) ** 0.5
+            else:
+                root = second_unbiased**0.5 + config["epsilon"]
             return x - config["learning_rate"] * first_unbiased / root, config
 
     return variant
@@ -107,75 +190,45 @@ def _adam_without_bias_correction(x, dx, config=None):
     return optim.adam(x, dx, {**(config or {}), "bias_correction": False})
 
 
-def _step_decay_continuous(t, learning_rate, step_size, gamma=0.5):
-    return learning_rate * gamma ** (t / step_size)
+LIKELY_BUGS["rmsprop"] = [
+    (_rmsprop_variant(epsilon_inside_root=True), "epsilon is inside the square root: divide by "
+     "(sqrt(grad_squared) + epsilon), not sqrt(grad_squared + epsilon)."),
+    (_rmsprop_variant(decay_swapped=True), "the decay weights are swapped: grad_squared = decay_rate*grad_squared "
+     "+ (1 - decay_rate)*dx*dx keeps most of the old average."),
+    (_rmsprop_variant(no_root=True), "you divided by grad_squared itself: divide by its square root."),
+    (optim.adagrad, "that is AdaGrad (a growing sum). RMSProp keeps a leaky average: grad_squared = "
+     "decay_rate*grad_squared + (1 - decay_rate)*dx*dx."),
+]
+LIKELY_BUGS["adam"] = [
+    (_adam_variant(t_never_incremented=True), "t is never incremented: it stays 0, so 1 - beta1**t is 0 and the "
+     "bias correction divides by zero (NaN from the first step). Set t = t + 1 before correcting and store it: "
+     "config['t'] = t (the lecture's pseudocode uses t without ever setting it)."),
+    (_adam_variant(t_after_use=True), "t is incremented after it is used: on the first step 1 - beta**0 "
+     "is 0 and the bias correction divides by zero. Increment t first (t = t + 1), then correct."),
+    (_adam_without_bias_correction, "the bias correction is missing: divide first_moment by "
+     "(1 - beta1**t) and second_moment by (1 - beta2**t)."),
+    (_adam_variant(epsilon_inside_root=True), "epsilon is inside the square root: divide by "
+     "(sqrt(second_unbiased) + epsilon), not sqrt(second_unbiased + epsilon)."),
+    (_adam_variant(betas_swapped=True), "beta1 and beta2 are swapped: beta1 (0.9) averages dx in the "
+     "first moment, beta2 (0.999) averages dx*dx in the second."),
+]
 
 
-def _step_decay_early(t, learning_rate, step_size, gamma=0.5):
-    return learning_rate * gamma ** ((t + 1) // step_size)
+# ---- Notebook 04: step decay ----------------------------------------------------------------------------------
 
-
-def _step_decay_every_step(t, learning_rate, step_size, gamma=0.5):
-    return learning_rate * gamma**t
-
-
-def _step_decay_multiplied(t, learning_rate, step_size, gamma=0.5):
-    return learning_rate * gamma * (t // step_size)
-
-
-LIKELY_BUGS = {
-    "sgd_momentum": [
-        (momentum_as_printed, "the step goes uphill: you wrote x += learning_rate * velocity (the lecture's "
-         "pseudocode has this sign error). Step against the velocity: x - learning_rate * velocity."),
-        (_momentum_other_convention, "your iterates are right, but config['velocity'] holds "
-         "-learning_rate * velocity: you used the convention v = rho*v - learning_rate*dx; x += v. This "
-         "exercise uses the lecture's: velocity = rho*velocity + dx; x -= learning_rate*velocity."),
-        (_momentum_damped, "you wrote velocity = rho*velocity + (1 - rho)*dx, an exponential average. The "
-         "lecture's velocity is a running sum: velocity = rho*velocity + dx."),
-        (_momentum_forgets_velocity, "the velocity does not remember the past: read the previous velocity "
-         "from config (zeros on the first step) and decay it by rho before adding dx."),
-    ],
-    "nesterov": [
-        (_nesterov_one_minus_rho, "you used (1 - rho) * velocity, copied from the lecture's misprinted middle "
-         "line. Expanding x~ + v_new + rho (v_new - v_old) gives -rho*old_velocity + (1 + rho)*velocity."),
-        (_nesterov_new_velocity_for_old, "the look-ahead correction uses the new velocity twice: keep the "
-         "velocity from before this step (old_velocity) for the -rho * old_velocity term."),
-        (_nesterov_sign_flipped, "the velocity points uphill: velocity = rho*velocity - learning_rate*dx "
-         "(minus: the velocity of Nesterov's form already carries the step)."),
-        (optim.sgd_momentum, "that is plain momentum (x -= learning_rate*velocity with velocity = "
-         "rho*velocity + dx). Nesterov's change-of-variables form: old = velocity; velocity = rho*velocity - "
-         "learning_rate*dx; x += -rho*old + (1 + rho)*velocity."),
-    ],
-    "rmsprop": [
-        (_rmsprop_epsilon_inside_root, "epsilon is inside the square root: divide by "
-         "(sqrt(grad_squared) + epsilon), not sqrt(grad_squared + epsilon)."),
-        (_rmsprop_decay_swapped, "the decay weights are swapped: grad_squared = decay_rate*grad_squared + "
-         "(1 - decay_rate)*dx*dx keeps most of the old average."),
-        (_rmsprop_no_root, "you divided by grad_squared itself: divide by its square root."),
-        (optim.adagrad, "that is AdaGrad (a growing sum). RMSProp keeps a leaky average: grad_squared = "
-         "decay_rate*grad_squared + (1 - decay_rate)*dx*dx."),
-    ],
-    "step_decay": [
-        (_step_decay_continuous, "the rate decays smoothly: gamma ** (t / step_size) is exponential decay. "
-         "Step decay holds the rate constant within each block of step_size steps: use t // step_size."),
-        (_step_decay_early, "every drop comes one step early: at t = step_size - 1 the rate is still alpha_0; "
-         "the first drop is at t = step_size (t counts the steps already taken, from 0)."),
-        (_step_decay_every_step, "the rate is multiplied by gamma at every step: it should only drop every "
-         "step_size steps (gamma ** (t // step_size))."),
-        (_step_decay_multiplied, "gamma is multiplied by the number of drops; it should be raised to that power: "
-         "learning_rate * gamma ** (t // step_size)."),
-    ],
-    "adam": [
-        (_adam_variant(t_after_use=True), "t is incremented after it is used: on the first step 1 - beta**0 "
-         "is 0 and the bias correction divides by zero. Increment t first (t = t + 1), then correct."),
-        (_adam_without_bias_correction, "the bias correction is missing: divide first_moment by "
-         "(1 - beta1**t) and second_moment by (1 - beta2**t)."),
-        (_adam_variant(epsilon_inside_root=True), "epsilon is inside the square root: divide by "
-         "(sqrt(second_unbiased) + epsilon), not sqrt(second_unbiased + epsilon)."),
-        (_adam_variant(betas_swapped=True), "beta1 and beta2 are swapped: beta1 (0.9) averages dx in the "
-         "first moment, beta2 (0.999) averages dx*dx in the second."),
-    ],
-}
+LIKELY_BUGS["step_decay"] = [
+    (lambda t, learning_rate, step_size, gamma=0.5: learning_rate * gamma ** (t / step_size),
+     "the rate decays smoothly: gamma ** (t / step_size) is exponential decay. Step decay holds the rate "
+     "constant within each block of step_size steps: use t // step_size."),
+    (lambda t, learning_rate, step_size, gamma=0.5: learning_rate * gamma ** ((t + 1) // step_size),
+     "every drop comes one step early: at t = step_size - 1 the rate is still alpha_0; the first drop is at "
+     "t = step_size (t counts the steps already taken, from 0)."),
+    (lambda t, learning_rate, step_size, gamma=0.5: learning_rate * gamma**t, "the rate is multiplied by gamma "
+     "at every step: it should only drop every step_size steps (gamma ** (t // step_size))."),
+    (lambda t, learning_rate, step_size, gamma=0.5: learning_rate * gamma * (t // step_size), "gamma is "
+     "multiplied by the number of drops; it should be raised to that power: learning_rate * gamma ** "
+     "(t // step_size)."),
+]
 
 
 # ---- Notebook 05: the two-loop recursion of L-BFGS --------------------------------------------------------------

@@ -13,6 +13,7 @@ __all__ = [
     "condition_number",
     "gradient_descent_best_learning_rate",
     "gradient_descent_rate",
+    "gradient_descent_steps",
     "momentum_best_hyperparameters",
     "momentum_rate",
     "noisy_gradient_descent_loss",
@@ -35,6 +36,17 @@ def gradient_descent_best_learning_rate(largest, smallest):
 def gradient_descent_rate(kappa):
     """(kappa - 1) / (kappa + 1): the error shrinks by this factor per step at the best learning rate."""
     return (kappa - 1.0) / (kappa + 1.0)
+
+
+def gradient_descent_steps(kappa, factor):
+    """The steps gradient descent at its best learning rate needs to shrink the error by ``factor`` (< 1):
+
+        the smallest whole k with rate**k <= factor:   k = ceil(ln(factor) / ln(rate)),  rate = (kappa-1)/(kappa+1)
+
+    (for kappa = 1 the rate is 0: one step lands on the minimum).
+    """
+    rate = gradient_descent_rate(kappa)
+    return 1 if rate == 0 else math.ceil(math.log(factor) / math.log(rate))
 
 
 def momentum_best_hyperparameters(largest, smallest):

@@ -1,338 +1,295 @@
-"""Grade a folder of submissions with nbgrader: a CSV of per-exercise scores and an HTML feedback page each.
+"""Grade a folder of submissions: a CSV of per-exercise scores and an HTML feedback page each.
 
-    python instructor/grade.py SUBMISSIONS --out OUTDIR [--timeout SECONDS] [--jobs N]
+    python instructor/grade.py SUBMISSIONS --out OUTDIR [--timeout SECONDS] [--jobs N] [--unsandboxed]
 
 SUBMISSIONS holds one folder per student with any of the course's notebooks, under their released names:
 SUBMISSIONS/<student_id>/<notebook>.ipynb (for example alice/02_momentum_and_nesterov.ipynb). It is only read.
 
 OUTDIR receives
-    grades.csv                          one row per (student, notebook): the points of every grade cell (one
-                                        column each, e.g. check_sgd_momentum), total, max, error, notes
-    feedback/<student>/<notebook>.html  nbgrader's feedback (the graded notebook with the scores; it shows the
-                                        hidden tests), or a short page saying why the notebook could not be graded
-    nbgrader.log                        what nbgrader printed for each submission
-grades.csv and feedback/ are replaced on each run.
+    grades.csv                          one row per (student, notebook): the points of every exercise (one column
+                                        per check cell, e.g. check_sgd_momentum), total, max, error, notes
+    feedback/<student>/<notebook>.html  per exercise: the score, the judge's message, the learner's code
+    grading.log                         what happened for every exercise, with what the learner's code printed
+grades.csv, feedback/ and grading.log are replaced on each run.
 
-How: a temporary nbgrader course directory (a copy of instructor/source and nbgrader_config.py) gets a fresh
-gradebook from `nbgrader generate_assignment`; each submission is copied into its submitted/ folder and graded by
-its own `nbgrader autograde` call, so a submission that breaks nbgrader costs only its own row. Grading restores
-the test cells (locked grade cells, hidden tests included) from the gradebook, even when a learner deleted one,
-and runs every cell with a finite timeout (--timeout, default nbgrader_config.py's). A kernel that dies (os._exit,
-a crash) or stops answering (a loop that ignores the interrupt) ends the notebook's run instead of failing it:
-cells already run keep their scores, later grade cells score 0. A file that is not a notebook gets a row with an
-error note and zero scores. Up to --jobs submissions are graded at once, each in its own copy of the course
-directory.
+How. A learner's notebook is never executed as a whole, and none of its code runs in this process. For each
+exercise, the code of the exercise's own cell (the nbgrader solution cell of that name) runs in a fresh,
+sandboxed process (instructor/sandbox.py: bubblewrap, read-only file system, no network, the workbook, the
+submissions and the results hidden, memory, CPU, time, output and process limits), with numpy as np, math and
+torch imported; course_lib/harness.py there calls the learner's function on the exercise's hidden-test cases
+(course_lib.exercises) and writes back plain float arrays. This process then judges them against the
+reference's outputs on the same cases, with the same judge as the notebook's instant check
+(course_lib.checks.judge), and gives the exercise's points (from its check cell in the instructor source) or 0.
+Nothing the learner's code does to numpy, course_lib, IPython or the checks can change a verdict; a cell that
+refers to course_lib (whose functions are the answers) scores 0 with a note.
+
+Without bubblewrap the grader refuses to run, unless --unsandboxed is given: then the learner's code runs with
+the resource limits only (nothing hidden, the file system writable: for trusted work only).
 """
 
 import argparse
 import csv
 import html
 import os
-import queue
+import re
 import shutil
-import signal
-import subprocess
+import stat
 import sys
 import tempfile
-import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import Execute
-from traitlets.config.loader import PyFileConfigLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from release import INSTRUCTOR, ROOT, SOURCE, assignments, make_course_copy, nbgrader_environment  # noqa: E402
+from release import ROOT, SOURCE, STUDENT_NOTEBOOKS, assignments  # noqa: E402
+from sandbox import Sandbox, SandboxUnavailable  # noqa: E402
 
-COURSE_ID_FALLBACK = "course"
-GLOB_CHARACTERS = "*?[]"
-# Time allowed per submission beyond (code cells + 2) x the cell timeout: kernel start-up, nbgrader's own work.
-WALL_CLOCK_MARGIN = 120
+from course_lib import checks, harness  # noqa: E402
+from course_lib.exercises import EXERCISES  # noqa: E402
 
-
-# ---- run inside nbgrader (the temporary course's config loads it) -------------------------------------------
-
-KERNEL_DIED = "the kernel died while running this cell"
-UNRESPONSIVE = "the kernel stopped answering: the cell ignored the interrupt, or its output never ended"
+DEFAULT_TIMEOUT = 60  # seconds per exercise, wall clock (and CPU)
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_CELL_CHARACTERS = 200_000
+REFERS_TO_LIBRARY = re.compile(r"course_lib")
 
 
-class SurvivingExecute(Execute):
-    """nbgrader's Execute, except that a dead or unresponsive kernel ends the notebook's run instead of failing it.
+@dataclass
+class Graded:
+    """One exercise of one submission."""
 
-    nbgrader on its own drops the whole notebook, no score at all, when the kernel dies (DeadKernelError) or
-    stops answering (CellTimeoutError: a cell that ignores the interrupt after its timeout, or whose output
-    does not end within iopub_timeout). Here that cell gets an error output, every later code cell gets a
-    "not run" error (so its grade cell scores 0, not full points for no output), and the cells already run
-    keep their scores.
-    """
+    grade_id: str  # the check cell, e.g. check_adam: the CSV column
+    exercise: str  # the function, e.g. adam
+    points: float
+    score: float = 0.0
+    message: str = ""
+    notes: list = field(default_factory=list)
+    code: str = ""
+    output: str = ""
+    seconds: float = 0.0
 
-    def preprocess(self, nb, resources=None, km=None):
-        self._stopped_by = None
-        shutdown = self.shutdown_kernel
-        try:
-            return super().preprocess(nb, resources, km)
-        finally:
-            self.shutdown_kernel = shutdown
-
-    def preprocess_cell(self, cell, resources, index):
-        if self._stopped_by is not None:
-            if cell.cell_type == "code":
-                cell.outputs = [_error_output("CellNotRun", f"not run: {self._stopped_by}")]
-            return cell, self.resources
-        try:
-            return super().preprocess_cell(cell, resources, index)
-        except DeadKernelError:
-            self._stopped_by = f"the kernel died in cell {index + 1}"
-            self.log.error("The kernel died in cell %d; later cells are not run", index + 1)
-            cell.outputs.append(_error_output("DeadKernelError", KERNEL_DIED))
-        except CellTimeoutError:
-            self._stopped_by = f"the kernel stopped answering in cell {index + 1}"
-            self.log.error("The kernel stopped answering in cell %d; later cells are not run", index + 1)
-            cell.outputs.append(_error_output("CellTimeoutError", UNRESPONSIVE))
-            self.shutdown_kernel = "immediate"  # it would not answer a polite shutdown request either
-        return cell, self.resources
-
-
-def _error_output(ename, evalue):
-    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-# ---- the grading run ----------------------------------------------------------------------------------------
 
 @dataclass
 class Result:
     student: str
     notebook: str
-    scores: dict = field(default_factory=dict)  # grade cell -> points (empty when not graded)
+    exercises: list = field(default_factory=list)
     error: str = ""
     notes: list = field(default_factory=list)
-    seconds: float = 0.0
     feedback: Path | None = None
+
+    @property
+    def scores(self):
+        return {graded.grade_id: graded.score for graded in self.exercises}
 
 
 def grade_cells(name):
-    """[(grade_id, points)] of a notebook's grade cells, in notebook order, from its instructor source."""
+    """[(grade_id, points)] of a notebook's check cells, in notebook order, from its instructor source."""
     nb = nbformat.read(SOURCE / name / f"{name}.ipynb", as_version=4)
     cells = []
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade"):
+        if meta.get("grade") and not meta.get("solution"):
             cells.append((meta["grade_id"], float(meta.get("points", 0))))
     return cells
 
 
+def exercises_of(name):
+    """[(grade_id, exercise name, points)]: each check cell check_<function> judges the exercise <function>."""
+    graded = []
+    for grade_id, points in grade_cells(name):
+        exercise = grade_id.removeprefix("check_")
+        if not grade_id.startswith("check_") or exercise not in EXERCISES:
+            raise SystemExit(f"{name}: check cell {grade_id!r} names no exercise of course_lib.exercises "
+                             f"(expected check_<function>, one of {sorted(EXERCISES)})")
+        graded.append((grade_id, exercise, points))
+    return graded
+
+
 def discover(submissions, known):
-    """The submissions: [(student, notebook, path)] for known notebooks, and Results for files that are not."""
-    found, unknown = [], []
+    """The submissions: [(student, notebook, path)] for known notebooks, and Results for everything else."""
+    found, results = [], []
     for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(p for p in student_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+        files = sorted(p for p in student_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        notebooks = [p for p in files if p.suffix == ".ipynb"]
+        for path in files:
             if path.suffix != ".ipynb":
                 print(f"ignoring {path}: not a notebook", file=sys.stderr)
-            elif path.stem in known:
+        for path in notebooks:
+            if path.stem in known:
                 found.append((student_dir.name, path.stem, path))
             else:
-                unknown.append(Result(student_dir.name, path.stem,
-                                      error=f"not a notebook of this course (expected one of {', '.join(known)})"))
+                results.append(Result(student_dir.name, path.stem, error="not a notebook of this course "
+                                                                        f"(expected one of {', '.join(known)})"))
+        if not notebooks:
+            results.append(Result(student_dir.name, "", error="no notebook submitted"))
     for path in sorted(p for p in submissions.iterdir() if p.is_file()):
         print(f"ignoring {path}: submissions go in a folder per student", file=sys.stderr)
-    return found, unknown
+    return found, results
 
 
-def unreadable(path):
-    """Why ``path`` is not a notebook nbgrader can read, or None."""
+def read_submission(path):
+    """(the notebook, None) or (None, why it cannot be graded)."""
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        return None, f"not graded: the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
     try:
-        nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        return nbformat.reads(path.read_text(encoding="utf-8"), as_version=4), None
     except Exception as error:  # not UTF-8, not JSON, not a notebook: all the same to the grader
-        return f"malformed notebook, not graded: {type(error).__name__}: {_one_line(error)}"
-    return None
+        return None, f"malformed notebook, not graded: {type(error).__name__}: {_one_line(error)}"
 
 
-def grading_config(timeout):
-    """Settings appended to the temporary course's nbgrader_config.py."""
-    lines = [
-        "",
-        "# ---- added by instructor/grade.py for this grading run ----",
-        "import sys as _sys",
-        f"_sys.path.insert(0, {str(INSTRUCTOR)!r})",
-        "from grade import SurvivingExecute as _SurvivingExecute",
-        "from nbgrader.converters import Autograde as _Autograde",
-        "from nbgrader.preprocessors import Execute as _Execute",
-        "_default = _Autograde.class_traits()['autograde_preprocessors'].default()",
-        "c.Autograde.autograde_preprocessors = [_SurvivingExecute if p is _Execute else p for p in _default]",
-        "# Test cells a learner deleted come back from the gradebook, like the ones they edited.",
-        "c.OverwriteCells.add_missing_cells = True",
-    ]
-    if timeout is not None:
-        lines.append(f"c.SurvivingExecute.timeout = {timeout}")
-    return "\n".join(lines) + "\n"
+def exercise_code(nb, exercise):
+    """(the code of the learner's cell for ``exercise``, a note or None): the solution cell with that grade_id,
+    or, if its nbgrader metadata was lost, the last code cell that defines the function."""
+    cells = [cell for cell in nb.cells if cell.get("cell_type") == "code"]
+    tagged = [cell for cell in cells if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == exercise]
+    if tagged:
+        return _text(tagged[-1].get("source", "")), None
+    defining = [cell for cell in cells if re.search(rf"^\s*def\s+{exercise}\s*\(", _text(cell.get("source", "")),
+                                                    re.MULTILINE)]
+    if defining:
+        return _text(defining[-1].get("source", "")), "its cell was found by its def (the cell's nbgrader " \
+                                                      "metadata was lost)"
+    return None, "no cell for this exercise"
 
 
-def nbgrader(course, *arguments, wall_clock=None):
-    """Run the nbgrader command line in ``course``; (return code, output). Past ``wall_clock`` seconds the
-    whole process group (nbgrader and its kernel) is killed and the return code is None.
-
-    nbgrader only logs an error when its config file fails to load, and goes on without it (no timeout, no
-    course id): that stops the grading here."""
-    command = [sys.executable, "-m", "nbgrader", *arguments]
-    process = subprocess.Popen(command, cwd=course, env=nbgrader_environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=wall_clock)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        return None, output
-    if "Exception while loading config file" in output:
-        raise RuntimeError(f"nbgrader could not load the course's nbgrader_config.py:\n{output}")
-    return process.returncode, output
+def released_cells(name):
+    """grade_id -> the source of each exercise cell as released to learners (notebooks/<name>.ipynb)."""
+    path = STUDENT_NOTEBOOKS / f"{name}.ipynb"
+    if not path.is_file():
+        return {}
+    cells = nbformat.read(path, as_version=4).cells
+    return {cell.metadata.get("nbgrader", {}).get("grade_id"): _text(cell.source) for cell in cells
+            if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
 
 
-def course_config():
-    """instructor/nbgrader_config.py, loaded."""
-    return PyFileConfigLoader("nbgrader_config.py", path=str(INSTRUCTOR)).load_config()
+def _text(source):
+    return "".join(source) if isinstance(source, list) else str(source)
 
 
-def configured_timeout():
-    """The cell timeout nbgrader_config.py gives autograde (nbgrader's default is 30 s)."""
-    config = course_config()
-    for section in ("Execute", "ExecutePreprocessor"):
-        if "timeout" in config.get(section, {}):
-            return config[section]["timeout"]
-    return 30
+class Grader:
+    """Grades exercises in sandboxes; the cases of each exercise are written once, read-only for every run."""
+
+    def __init__(self, sandbox, scratch):
+        self.sandbox, self.case_root, self.cases = sandbox, scratch / "cases", {}
+        for name, exercise in EXERCISES.items():
+            self.cases[name] = exercise.cases("hidden")
+            directory = self.case_root / name
+            directory.mkdir(parents=True)
+            harness.save_cases(directory, self.cases[name])
+            for path in (directory, *directory.iterdir()):  # readable by the sandbox's user (nobody)
+                path.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+                           if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+        for parent in (self.case_root, scratch):
+            parent.chmod(0o755)
+
+    def grade_task(self, task):
+        """Grade one task of ``plan``; a failure of the grader itself costs that exercise only."""
+        result, graded, code, note = task
+        try:
+            self.grade(graded, code, note)
+        except Exception as error:
+            graded.score, graded.message = 0.0, f"grading failed: {type(error).__name__}: {_one_line(error)}"
+            graded.notes.append("grading failed")
+        mark = "✓" if graded.score else "✗"
+        print(f"  {result.student}/{result.notebook} {graded.exercise}: {mark} {graded.seconds:.1f} s", flush=True)
+
+    def grade(self, graded, code, note):
+        exercise = EXERCISES[graded.exercise]
+        if note:
+            graded.notes.append(note)
+        if code is None:
+            graded.message = f"no cell defines {graded.exercise}: nothing to grade."
+            return
+        if len(code) > MAX_CELL_CHARACTERS:
+            graded.message = f"the cell is longer than {MAX_CELL_CHARACTERS} characters: not graded."
+            graded.notes.append("cell too long")
+            return
+        graded.code = code
+        if REFERS_TO_LIBRARY.search(code):
+            graded.message = ("your cell refers to course_lib, whose functions are the exercises' answers: "
+                              "an answer must be your own code. Scored 0.")
+            graded.notes.append("refers to course_lib: scored 0")
+            return
+        run = self.sandbox.run(code, graded.exercise, self.case_root / graded.exercise)
+        graded.seconds, graded.output = run.seconds, run.output
+        graded.notes.extend(run.notes)
+        cases = self.cases[graded.exercise]
+        results = [run.results.get(number, ({}, [])) for number in range(len(cases))]
+        verdict = checks.judge(exercise, cases, results, run.setup)
+        if verdict is not None and run.notes and run.setup and run.setup[0].get("type") == "ProcessEnded":
+            verdict = f"{'; '.join(run.notes)}: no result came back (an infinite loop, or the process ended)."
+        graded.score = graded.points if verdict is None else 0.0
+        graded.message = "passed the hidden tests" if verdict is None else verdict
 
 
-def prepare_course(directory, timeout):
-    """A course directory whose fresh gradebook knows every notebook; returns it."""
-    course = make_course_copy(directory)
-    with open(course / "nbgrader_config.py", "a", encoding="utf-8") as config:
-        config.write(grading_config(timeout))
-    code, output = nbgrader(course, "generate_assignment", "*", "--force", "--log-level=WARN")
-    if code != 0:
-        raise RuntimeError(f"nbgrader generate_assignment failed:\n{output}")
-    return course
+def plan(found, columns):
+    """A Result for every submission found, and the tasks (result, graded, code, note): one per exercise of each
+    readable notebook."""
+    results, tasks, released = [], [], {name: released_cells(name) for name in columns}
+    for student, name, path in found:
+        result = Result(student, name)
+        results.append(result)
+        nb, result.error = read_submission(path)
+        for grade_id, exercise, points in columns[name]:
+            graded = Graded(grade_id, exercise, points)
+            result.exercises.append(graded)
+            if nb is None:
+                continue
+            code, note = exercise_code(nb, exercise)
+            if code is not None and code == released[name].get(exercise):
+                graded.message = "not done: the cell is as it was handed out"  # nothing to run
+                continue
+            tasks.append((result, graded, code, note))
+    return results, tasks
 
 
-def wall_clock_limit(name, timeout):
-    nb = nbformat.read(SOURCE / name / f"{name}.ipynb", as_version=4)
-    code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
-    return (code_cells + 2) * timeout + WALL_CLOCK_MARGIN
-
-
-def autograde(course, result, path, timeout, log):
-    """Grade one submission in ``course``; fill ``result``."""
-    target = course / "submitted" / result.student / result.notebook
-    target.mkdir(parents=True)
-    shutil.copyfile(path, target / f"{result.notebook}.ipynb")
+def grade(submissions, out, timeout=None, jobs=None, unsandboxed=False):
+    """Grade every submission in ``submissions`` into ``out``; return the Results."""
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    if not submissions.is_dir():
+        raise SystemExit(f"{submissions} is not a folder")
+    if out.is_relative_to(submissions) or submissions.is_relative_to(out):
+        raise SystemExit("the output folder and the submissions folder must not contain each other")
+    columns = {name: exercises_of(name) for name in assignments()}
+    known = [name for name in columns if columns[name]]  # notebooks with exercises (not the start page)
+    found, results = discover(submissions, known)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "feedback", ignore_errors=True)
     started = time.monotonic()
-    code, output = nbgrader(course, "autograde", result.notebook, f"--student={result.student}",
-                            wall_clock=wall_clock_limit(result.notebook, timeout))
-    result.seconds = time.monotonic() - started
-    log.append(f"==== autograde {result.student}/{result.notebook}: exit {code}, "
-               f"{result.seconds:.1f} s\n{output}")
-    graded = course / "autograded" / result.student / result.notebook / f"{result.notebook}.ipynb"
-    if code is None:
-        result.error = f"not graded: grading took longer than {wall_clock_limit(result.notebook, timeout):.0f} s"
-    elif code != 0 or not graded.is_file():
-        result.error = f"nbgrader could not grade it: {_last_error(output)}"
-    else:
-        result.notes = describe_run(graded, timeout)
-
-
-def describe_run(graded, timeout):
-    """Notes on a graded notebook: cells that timed out, a kernel that died or would not stop."""
-    nb = nbformat.read(graded, as_version=4)
-    timed_out, stopped = [], []
-    for number, cell in enumerate(nb.cells, start=1):
-        label = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {number}"
-        for output in cell.get("outputs", []):
-            if output.output_type != "error":
-                continue
-            if output.get("ename") == "DeadKernelError":
-                stopped.append(f"the kernel died in {label}; later cells not run")
-            elif output.get("ename") == "CellTimeoutError" and output.get("evalue") == UNRESPONSIVE:
-                stopped.append(f"the kernel stopped answering in {label}; later cells not run")
-            elif output.get("ename") == "CellTimeoutError" and label not in timed_out:
-                timed_out.append(label)
-    notes = [f"timed out after {timeout:g} s: {', '.join(timed_out)}"] if timed_out else []
-    return notes + stopped
-
-
-def tampering(path, released):
-    """Notes on test cells the learner deleted or changed (nbgrader graded with the originals)."""
-    submitted = nbformat.read(path, as_version=4)
-    theirs = {cell["metadata"]["nbgrader"].get("grade_id"): cell.get("source") for cell in submitted.cells
-              if cell.get("metadata", {}).get("nbgrader", {}).get("grade")}
-    deleted, changed = [], []
-    for cell in released.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade"):
-            if meta["grade_id"] not in theirs:
-                deleted.append(meta["grade_id"])
-            elif theirs[meta["grade_id"]] != cell.source:
-                changed.append(meta["grade_id"])
-    notes = []
-    if deleted:
-        notes.append(f"test cells deleted, restored for grading: {', '.join(deleted)}")
-    if changed:
-        notes.append(f"test cells changed, graded with the originals: {', '.join(changed)}")
-    return notes
-
-
-def read_scores(course, results):
-    """Fill the scores of the successfully graded ``results`` from the course's gradebook."""
-    course_id = course_config().CourseDirectory.get("course_id", COURSE_ID_FALLBACK)
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id) as gradebook:
-        for result in results:
-            if result.error:
-                continue
-            try:
-                notebook = gradebook.find_submission_notebook(result.notebook, result.notebook, result.student)
-            except MissingEntry:
-                result.error = "nbgrader graded it but its gradebook has no scores for it"
-                continue
-            manual = []
-            for grade in notebook.grades:
-                if grade.auto_score is None and grade.manual_score is None:
-                    manual.append(grade.name)
-                result.scores[grade.name] = float(grade.score or 0.0)
-            if manual:
-                result.notes.append(f"needs manual grading: {', '.join(manual)}")
-
-
-def feedback(course, results, out):
-    """nbgrader's HTML feedback for every graded result in ``course``, copied to out/feedback/<student>/."""
-    code, output = nbgrader(course, "generate_feedback", "*", "--force", "--log-level=WARN")
+    timeout = timeout or DEFAULT_TIMEOUT
+    with tempfile.TemporaryDirectory(prefix="grade-") as temporary:
+        scratch = Path(temporary)
+        try:
+            sandbox = Sandbox.create(hidden=[submissions, out, scratch], unsandboxed=unsandboxed, timeout=timeout)
+        except SandboxUnavailable as error:
+            raise SystemExit(f"not grading: {error}") from None
+        if unsandboxed:
+            print("WARNING: --unsandboxed: learner code runs with this user's rights (resource limits only)",
+                  file=sys.stderr)
+        grader = Grader(sandbox, scratch)
+        graded_results, tasks = plan(found, columns)
+        results += graded_results
+        jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
+        print(f"sandbox ready ({'bubblewrap' if sandbox.sandboxed else 'UNSANDBOXED'}); grading {len(tasks)} "
+              f"exercises of {len(found)} notebooks, {jobs} at a time, {timeout:g} s each", flush=True)
+        with ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(grader.grade_task, tasks))
     for result in results:
-        if result.error:
-            continue
-        page = course / "feedback" / result.student / result.notebook / f"{result.notebook}.html"
-        if page.is_file():
-            result.feedback = out / "feedback" / result.student / f"{result.notebook}.html"
-            result.feedback.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(page, result.feedback)
-        else:
-            result.notes.append(f"no feedback page: nbgrader generate_feedback said {_last_error(output)}")
-    return output
-
-
-def error_page(result, out):
-    """A feedback page for a notebook that could not be graded."""
-    result.feedback = out / "feedback" / result.student / f"{result.notebook}.html"
-    result.feedback.parent.mkdir(parents=True, exist_ok=True)
-    result.feedback.write_text(
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(result.notebook)}</title></head>"
-        f"<body><h1>{html.escape(result.notebook)}: not graded</h1><p>{html.escape(result.error)}</p>"
-        "<p>Every exercise of this notebook scores 0.</p></body></html>\n", encoding="utf-8")
+        result.notes = [f"{graded.grade_id}: {note}" for graded in result.exercises for note in graded.notes]
+        write_feedback(result, out)
+    csv_path = write_csv(results, {name: [(g, p) for g, _, p in cells] for name, cells in columns.items()}, out)
+    write_log(results, out)
+    seconds = time.monotonic() - started
+    print(f"wrote {_shown(csv_path)} and {_shown(out / 'feedback')} in {seconds:.1f} s "
+          f"({len(found) / max(seconds, 1e-9) * 60:.1f} notebooks per minute)")
+    return results
 
 
 def write_csv(results, columns, out):
-    """out/grades.csv: student, notebook, one column per grade cell, total, max, error, notes."""
+    """out/grades.csv: student, notebook, one column per check cell, total, max, error, notes."""
     all_cells = list(dict.fromkeys(cell for name in columns for cell, _ in columns[name]))
     path = out / "grades.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -348,83 +305,52 @@ def write_csv(results, columns, out):
     return path
 
 
-def grade(submissions, out, timeout=None, jobs=None):
-    """Grade every submission in ``submissions`` into ``out``; return the Results."""
-    submissions, out = Path(submissions).resolve(), Path(out).resolve()
-    if not submissions.is_dir():
-        raise SystemExit(f"{submissions} is not a folder")
-    if out.is_relative_to(submissions) or submissions.is_relative_to(out / "feedback"):
-        raise SystemExit("the output folder must not be inside the submissions folder (which stays untouched)")
-    known = assignments()
-    columns = {name: grade_cells(name) for name in known}
-    found, results = discover(submissions, known)
-    tasks = []
-    for student, name, path in found:
-        result = Result(student, name)
-        if set(student) & set(GLOB_CHARACTERS):
-            result.error = f"not graded: nbgrader reads a student folder name with {GLOB_CHARACTERS} as a pattern"
-        else:
-            result.error = unreadable(path) or ""
-        results.append(result)
-        if not result.error:
-            tasks.append((result, path))
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
+def write_feedback(result, out):
+    """out/feedback/<student>/<notebook>.html: the score and the judge's message for each exercise."""
+    folder = out / "feedback" / result.student
+    folder.mkdir(parents=True, exist_ok=True)
+    result.feedback = folder / f"{result.notebook or 'submission'}.html"
+    title = html.escape(f"{result.notebook or 'submission'} — {result.student}")
+    total = sum(g.score for g in result.exercises)
+    most = sum(g.points for g in result.exercises)
+    parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title><style>"
+             "body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:.6em;"
+             "overflow-x:auto;white-space:pre-wrap}.pass{color:#006d2c}.fail{color:#b00}</style></head><body>",
+             f"<h1>{title}</h1>"]
+    if result.error:
+        parts.append(f"<p class='fail'>{html.escape(result.error)}</p><p>Every exercise of this notebook "
+                     "scores 0.</p>")
+    else:
+        parts.append(f"<p>Score: <b>{_number(total)} / {_number(most)}</b></p>")
+    for graded in result.exercises:
+        number = EXERCISES[graded.exercise].number
+        status = "pass" if graded.score else "fail"
+        parts.append(f"<h2>Exercise {html.escape(number)} ({html.escape(graded.exercise)}): "
+                     f"{_number(graded.score)} / {_number(graded.points)}</h2>"
+                     f"<p class='{status}'>{'✓' if graded.score else '✗'} {html.escape(graded.message)}</p>")
+        if graded.notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in graded.notes) + "</ul>")
+        if graded.code:
+            parts.append(f"<details><summary>your cell</summary><pre>{html.escape(graded.code)}</pre></details>")
+        if graded.output.strip():
+            parts.append("<details><summary>what it printed (first "
+                         f"{len(graded.output.encode())} bytes)</summary><pre>{html.escape(graded.output)}</pre>"
+                         "</details>")
+    parts.append("</body></html>\n")
+    result.feedback.write_text("".join(parts), encoding="utf-8")
 
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "feedback", ignore_errors=True)
-    log = []
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="grade-") as temporary:
-        base = prepare_course(Path(temporary) / "course", timeout)
-        timeout = timeout or configured_timeout()
-        released = {name: nbformat.read(base / "release" / name / f"{name}.ipynb", as_version=4) for name in known}
-        print(f"course ready in {time.monotonic() - started:.1f} s; grading {len(tasks)} notebooks "
-              f"({jobs} at a time, cell timeout {timeout:g} s)", flush=True)
-        courses = queue.Queue()
-        graded_in = {}
-        for number in range(jobs):
-            course = Path(temporary) / f"worker{number}"
-            shutil.copytree(base, course)
-            courses.put(course)
-            graded_in[course] = []
-        lock = threading.Lock()
 
-        def run(task):
-            result, path = task
-            course = courses.get()
-            try:
-                entries = []
-                try:
-                    autograde(course, result, path, timeout, entries)
-                    result.notes = tampering(path, released[result.notebook]) + result.notes
-                except Exception as error:  # one odd submission must not stop the others
-                    result.error = result.error or f"grading failed: {type(error).__name__}: {_one_line(error)}"
-                    entries.append(f"==== {result.student}/{result.notebook}: {traceback.format_exc()}")
-                with lock:
-                    graded_in[course].append(result)
-                    log.extend(entries)
-                status = result.error or f"{result.seconds:.1f} s"
-                print(f"  {result.student}/{result.notebook}: {status}", flush=True)
-            finally:
-                courses.put(course)
-
-        with ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(run, tasks))
-            graded = time.monotonic()
-
-            def finish(course):
-                read_scores(course, graded_in[course])
-                return f"==== generate_feedback ({course.name})\n{feedback(course, graded_in[course], out)}"
-
-            log.extend(pool.map(finish, [course for course, done in graded_in.items() if done]))
-        print(f"feedback pages in {time.monotonic() - graded:.1f} s", flush=True)
-    for result in results:
-        if result.error:
-            error_page(result, out)
-    csv_path = write_csv(results, columns, out)
-    (out / "nbgrader.log").write_text("\n".join(log), encoding="utf-8")
-    print(f"wrote {_shown(csv_path)} and {_shown(out / 'feedback')} in {time.monotonic() - started:.1f} s")
-    return results
+def write_log(results, out):
+    lines = []
+    for result in sorted(results, key=lambda r: (r.student, r.notebook)):
+        lines.append(f"==== {result.student}/{result.notebook}: {result.error or 'graded'}")
+        for graded in result.exercises:
+            lines.append(f"  {graded.grade_id}: {_number(graded.score)}/{_number(graded.points)} in "
+                         f"{graded.seconds:.1f} s: {graded.message}")
+            lines.extend(f"    note: {note}" for note in graded.notes)
+            if graded.output.strip():
+                lines.append("    printed: " + graded.output[:4000].replace("\n", "\n    printed: "))
+    (out / "grading.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _number(value):
@@ -433,15 +359,6 @@ def _number(value):
 
 def _one_line(error):
     return " ".join(str(error).split())[:200]
-
-
-def _last_error(output):
-    """The last line of nbgrader's output that names an exception, or its last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "Error:" in line or "Exception:" in line:
-            return line[:300]
-    return lines[-1][:300] if lines else "no output"
 
 
 def _shown(path):
@@ -455,16 +372,18 @@ def main(argv=None):
     parser.add_argument("submissions", type=Path, help="folder of <student_id>/<notebook>.ipynb")
     parser.add_argument("--out", type=Path, required=True, help="where grades.csv and feedback/ go")
     parser.add_argument("--timeout", type=int, default=None,
-                        help="seconds each cell may run (default: nbgrader_config.py's)")
-    parser.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPUs)")
+                        help=f"seconds each exercise may run (default {DEFAULT_TIMEOUT})")
+    parser.add_argument("--jobs", type=int, default=None, help="exercises graded at once (default: CPUs)")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="run learner code without bubblewrap (resource limits only): trusted work only")
     arguments = parser.parse_args(argv)
     if arguments.timeout is not None and arguments.timeout < 1:
         parser.error("--timeout must be at least 1 second")
     if arguments.jobs is not None and arguments.jobs < 1:
         parser.error("--jobs must be at least 1")
-    results = grade(arguments.submissions, arguments.out, arguments.timeout, arguments.jobs)
+    results = grade(arguments.submissions, arguments.out, arguments.timeout, arguments.jobs, arguments.unsandboxed)
     failed = sum(bool(result.error) for result in results)
-    print(f"{len(results)} notebooks: {len(results) - failed} graded, {failed} not graded (see the error column)")
+    print(f"{len(results)} rows: {len(results) - failed} graded, {failed} not graded (see the error column)")
 
 
 if __name__ == "__main__":

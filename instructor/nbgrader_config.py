@@ -15,8 +15,6 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Student notebooks start without outputs; the instructor sources keep theirs for nbval.
 c.ClearOutput.enabled = True
 c.GenerateAssignment.create_assignment = True
-# Grading runs every cell with a finite timeout so that no submission can hang the run.
-c.ExecutePreprocessor.timeout = 60
-c.ExecutePreprocessor.interrupt_on_timeout = True
-# A submission that deleted a test cell gets it back from the gradebook, so the real tests run.
-c.OverwriteCells.add_missing_cells = True
+# nbgrader releases the notebooks (and collects them through its exchange on a JupyterHub). It does not grade
+# them: its autograde runs the learner's notebook and the tests in one kernel, where the learner's code can change
+# the verdict. instructor/grade.py judges each exercise's cell in a sandbox instead (see the README).

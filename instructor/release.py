@@ -5,7 +5,8 @@
 
 nbgrader's generate_assignment strips the solutions (### BEGIN SOLUTION ... ### END SOLUTION becomes
 `raise NotImplementedError()`), the hidden tests and every output. It runs in a temporary copy of the course
-directory, so the repository never collects a gradebook or a release/ folder.
+directory, so the repository never collects a gradebook or a release/ folder. The worked solutions go to
+notebooks/solutions/, linked from each notebook's exercises; a classroom copy can leave that folder out.
 """
 
 import argparse
@@ -56,9 +57,48 @@ def generate(out_dir):
             target = out_dir / f"{name}.ipynb"
             notebook = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
             tag_check_cells(notebook)
+            if link_solutions(notebook, name):
+                solutions = out_dir / SOLUTIONS / f"{name}.ipynb"
+                solutions.parent.mkdir(exist_ok=True)
+                nbformat.write(worked_solutions(name), solutions)
+                written.append(solutions)
             nbformat.write(notebook, target)
             written.append(target)
     return written
+
+
+SOLUTIONS = "solutions"  # notebooks/solutions/: every notebook with its exercises solved, for learners
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def link_solutions(notebook, name):
+    """Add a link to the worked solutions under the student notebook's "## Exercises" heading; False if it has
+    none (no exercises, nothing to solve)."""
+    link = f"*Stuck after trying?* The worked solutions: [{SOLUTIONS}/{name}.ipynb]({SOLUTIONS}/{name}.ipynb)."
+    for cell in notebook.cells:
+        lines = cell.source.split("\n") if cell.cell_type == "markdown" else []
+        if "## Exercises" in lines:
+            at = lines.index("## Exercises") + 1
+            cell.source = "\n".join([*lines[:at], "", link, *lines[at:]])
+            return True
+    return False
+
+
+def worked_solutions(name):
+    """The instructor source of ``name`` as learners read it: outputs cleared (run it to see them), nbgrader's
+    marker lines removed, a note on top."""
+    notebook = nbformat.read(SOURCE / name / f"{name}.ipynb", as_version=4)
+    for cell in notebook.cells:
+        cell.metadata.pop("nbgrader", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() not in MARKERS)
+    note = nbformat.v4.new_markdown_cell(
+        f"**Worked solutions** of [{name}](../{name}.ipynb): the whole notebook with every exercise solved (and "
+        "the hidden tests the grader also runs). Run it to see the outputs.")
+    note.id = "worked-solutions"  # a fixed id: a release is the same, byte for byte, every time
+    notebook.cells.insert(0, note)
+    return notebook
 
 
 def tag_check_cells(notebook):

@@ -1,14 +1,17 @@
-"""Synthetic submissions for the grading test, built from the committed student notebooks.
+"""Synthetic submissions for the grading tests, built from the committed student notebooks.
 
-Each student answers some notebooks; each answer is the student notebook with exercise cells filled (or test
-cells tampered with), or raw bytes for a broken file. ``EXPECTED`` holds the per-exercise scores nbgrader
-must give each (student, notebook), or an error for a submission that cannot be graded.
+Each student answers some notebooks; each answer is the student notebook with exercise cells filled, or raw
+bytes for a broken file. Besides honest mistakes (wrong, looping, raising, blank, malformed) the corpus holds
+the attacks of a class's most inventive student: a WRONG adam (no bias correction) wrapped in every trick that
+could make it score, code that tries to change files outside its sandbox (other students' submissions, the
+instructor sources, the library, the grader's output), to read the grader's arguments, to reach the network, to
+exhaust memory, processes or the feedback page. ``expected(submissions, out)`` holds the per-exercise scores the
+grader must give each (student, notebook), or the start of the error for a submission that cannot be graded.
 
-    write_corpus(folder)  # writes folder/<student>/<notebook>.ipynb for every case below
+    write_corpus(folder, out)  # writes folder/<student>/<notebook>.ipynb; attacks aim at ``folder`` and ``out``
 """
 
 import copy
-import json
 from pathlib import Path
 
 import nbformat
@@ -19,6 +22,7 @@ SOURCE = ROOT / "instructor" / "source"
 
 NB1 = "01_problems_of_optimization"
 NB2 = "02_momentum_and_nesterov"
+NB3 = "03_adaptive_methods"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -26,17 +30,11 @@ def grade_id(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def student_notebook(name):
-    return nbformat.read(STUDENT_NOTEBOOKS / f"{name}.ipynb", as_version=4)
-
-
 def reference_solutions(name):
     """grade_id -> the instructor's solution cell with the marker lines removed (a correct answer)."""
     source = nbformat.read(SOURCE / name / f"{name}.ipynb", as_version=4)
-    return {grade_id(cell): "\n".join(line for line in cell.source.splitlines()
-                                      if line.strip() not in MARKERS)
-            for cell in source.cells
-            if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    return {grade_id(cell): "\n".join(line for line in cell.source.splitlines() if line.strip() not in MARKERS)
+            for cell in source.cells if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
 
 
 def find_cell(nb, cell_id):
@@ -57,7 +55,7 @@ class Answer:
 
     def __init__(self, name):
         self.name = name
-        self.nb = student_notebook(name)
+        self.nb = nbformat.read(STUDENT_NOTEBOOKS / f"{name}.ipynb", as_version=4)
         self.solutions = reference_solutions(name)
 
     def solve(self, *cell_ids):
@@ -73,6 +71,12 @@ class Answer:
         """Write the reference solution of ``cell_id`` with ``old`` replaced by ``new``."""
         return self.write(cell_id, replacing(self.solutions[cell_id], old, new))
 
+    def insert_before(self, cell_id, source):
+        """A new code cell (no nbgrader metadata) just above ``cell_id``."""
+        index, _ = find_cell(self.nb, cell_id)
+        self.nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+        return self
+
     def delete(self, cell_id):
         index, _ = find_cell(self.nb, cell_id)
         del self.nb.cells[index]
@@ -83,77 +87,148 @@ class Answer:
 
 
 LOOP_FOREVER = "while True:\n    pass"
-# sgd_momentum that reads the learning rate from config but always uses rho = 0.9
 HARDCODED_RHO = ('rho = config.get("rho", 0.9)', "rho = 0.9")
+NO_BIAS_CORRECTION = ("first_unbiased = first_moment / (1 - beta1**t)", "first_unbiased = first_moment")
 
 
-def corpus():
-    """{student: {notebook: bytes}} for every case; the expected scores are in ``EXPECTED``."""
-    nb1_ids = ("condition_number", "gradient_descent_rate")
-    nb2_ids = ("sgd_momentum", "nesterov")
-    cases = {
-        # Everything right, both notebooks.
-        "correct": {NB1: Answer(NB1).solve(*nb1_ids), NB2: Answer(NB2).solve(*nb2_ids)},
-        # sgd_momentum passes the visible check (default rho) but ignores config["rho"]: the hidden tests use
-        # rho 0.5 and 0. nesterov has a syntax error.
-        "hardcoded_rho_and_syntax_error": {NB2: Answer(NB2).edit(
-            "sgd_momentum", HARDCODED_RHO[0], HARDCODED_RHO[1]).write(
-            "nesterov", "def nesterov(x, dx, config=None)\n    return x, config")},
-        # An infinite loop inside a function: every cell that calls it times out; the rest still scores.
-        "loop_in_function": {NB2: Answer(NB2).solve("nesterov").write(
-            "sgd_momentum", f"def sgd_momentum(x, dx, config=None):\n{_indent(LOOP_FOREVER)}")},
-        # An infinite loop at the top level of a cell, before the def (which never runs); the next exercise
-        # still scores.
-        "loop_top_level": {NB1: Answer(NB1).solve("gradient_descent_rate").write(
-            "condition_number", f"{LOOP_FOREVER}\n\n{reference_solutions(NB1)['condition_number']}")},
-        # The kernel dies in exercise 2.2, after exercise 2.1 was graded.
-        "kernel_killed": {NB2: Answer(NB2).solve("sgd_momentum").write("nesterov", "import os\nos._exit(1)")},
-        # Test cells weakened or deleted: nbgrader restores them from its gradebook and runs the real tests.
-        # sgd_momentum raises (its check cell replaced by `pass` would have given full points); nesterov is
-        # right and its deleted check cell comes back.
-        "tampered_and_raises": {NB2: Answer(NB2)
-                                .write("sgd_momentum", "def sgd_momentum(x, dx, config=None):\n"
-                                                       "    raise ValueError('not today')")
-                                .write("check_sgd_momentum", "pass")
-                                .solve("nesterov").delete("check_nesterov")},
-        # The student notebook as released.
-        "blank": {NB1: Answer(NB1)},
-        # Not a notebook at all.
-        "malformed": {NB2: b'{"cells": [ this is not JSON'},
-    }
-    return {student: {name: answer if isinstance(answer, bytes) else answer.to_bytes()
-                      for name, answer in answers.items()}
-            for student, answers in cases.items()}
+def wrong_adam():
+    """Adam without the bias correction of the first moment: wrong, and passes no check."""
+    return replacing(reference_solutions(NB3)["adam"], *NO_BIAS_CORRECTION)
 
 
 def _indent(text):
     return "\n".join("    " + line for line in text.splitlines())
 
 
-# (student, notebook) -> {grade cell: points}, or the start of the error note for an ungradable submission
-EXPECTED = {
-    ("correct", NB1): {"check_condition_number": 1, "check_gradient_descent_rate": 1},
-    ("correct", NB2): {"check_sgd_momentum": 2, "check_nesterov": 2},
-    ("hardcoded_rho_and_syntax_error", NB2): {"check_sgd_momentum": 0, "check_nesterov": 0},
-    ("loop_in_function", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
-    ("loop_top_level", NB1): {"check_condition_number": 0, "check_gradient_descent_rate": 1},
-    ("kernel_killed", NB2): {"check_sgd_momentum": 2, "check_nesterov": 0},
-    ("tampered_and_raises", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
-    ("blank", NB1): {"check_condition_number": 0, "check_gradient_descent_rate": 0},
-    ("malformed", NB2): "malformed",
-}
+def attacks(submissions, out):
+    """name -> code put in the adam cell (around a wrong adam) or in a cell of its own just above the check."""
+    targets = [str(submissions), str(out), str(SOURCE), str(ROOT / "course_lib"), str(ROOT / "notebooks")]
+    vandal = (
+        "import os\n"
+        f"for top in {targets!r}:\n"
+        "    for folder, _, files in os.walk(top):\n"
+        "        for file in files:\n"
+        "            try:\n"
+        "                with open(os.path.join(folder, file), 'a') as handle:\n"
+        "                    handle.write('pwned')\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    try:\n"
+        "        open(os.path.join(top, 'planted.py'), 'w').write('pwned')\n"
+        "    except OSError:\n"
+        "        pass\n")
+    return {
+        # The checks are made to pass in the learner's process: only numbers leave the sandbox.
+        "noop_checks": "import course_lib.checks as c\nc.check = lambda *a, **k: None\n"
+                       "c.judge = lambda *a: None\n",
+        "allclose_always_true": "import numpy as np\nnp.allclose = lambda *a, **k: True\n"
+                                "np.array_equal = lambda *a, **k: True\n",
+        "replace_reference": "from course_lib import optim\nimport course_lib.optim\n"
+                             "course_lib.optim.adam = adam\noptim.RULES['adam'] = adam\n",
+        "hidden_import": "lib = __import__('course' + '_lib' + '.optim', fromlist=['adam'])\nadam = lib.adam\n",
+        "vandal": vandal,
+        "read_grader_arguments": "import os\n"
+                                 "print('SPIED', [open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc')\n"
+                                 "                if p.isdigit()])\n",
+        "network": "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/', timeout=3)\n",
+        "memory_3gb": "import numpy as np\nhog = np.ones(3 * 2**30 // 8)\n",
+        "flood_output": "print('x' * 50_000_000)\n",
+        "fork_bomb": "import os\nfor _ in range(200):\n    try:\n        os.fork()\n"
+                     "    except OSError:\n        break\n",
+        "fake_outputs": "import numpy as np, os\n"
+                        "np.savez('/tmp/judge/out/outputs.npz', **{'0/0.next_x': np.zeros(5)})\n"
+                        "open('/tmp/judge/out/events.json', 'w').write('[]')\nos._exit(0)\n",
+        "pickled_outputs": "import numpy as np, os\n"
+                           "np.savez('/tmp/judge/out/outputs.npz', a=np.array([object()]))\n"
+                           "open('/tmp/judge/out/events.json', 'w').write('[]')\nos._exit(0)\n",
+        "lying_equality": "class Anything(float):\n    def __eq__(self, other):\n        return True\n"
+                          "    __hash__ = float.__hash__\n",
+        "exit_early": "raise SystemExit(0)\n",
+    }
 
 
-def write_corpus(folder):
+# Attacks that would work in a kernel shared with the tests, tried again from a cell of their own.
+OWN_CELL_ATTACKS = ("noop_checks", "allclose_always_true", "replace_reference", "vandal", "exit_early")
+
+
+def corpus(submissions, out):
+    """{student: {notebook: bytes}} for every case; the expected scores are in ``expected``."""
+    nb1_ids = ("best_learning_rate", "steps_to_shrink")
+    nb2_ids = ("sgd_momentum", "nesterov")
+    nb3_ids = ("rmsprop", "adam")
+    cases = {
+        "correct": {NB1: Answer(NB1).solve(*nb1_ids), NB2: Answer(NB2).solve(*nb2_ids),
+                    NB3: Answer(NB3).solve(*nb3_ids)},
+        # sgd_momentum ignores config["rho"]; nesterov has a syntax error.
+        "hardcoded_rho_and_syntax_error": {NB2: Answer(NB2).edit("sgd_momentum", *HARDCODED_RHO).write(
+            "nesterov", "def nesterov(x, dx, config=None)\n    return x, config")},
+        # An infinite loop inside a function, and one at the top level of a cell: each costs its exercise only.
+        "loop_in_function": {NB2: Answer(NB2).solve("nesterov").write(
+            "sgd_momentum", f"def sgd_momentum(x, dx, config=None):\n{_indent(LOOP_FOREVER)}")},
+        "loop_top_level": {NB1: Answer(NB1).solve("steps_to_shrink").write(
+            "best_learning_rate", f"{LOOP_FOREVER}\n\n{reference_solutions(NB1)['best_learning_rate']}")},
+        # The process dies in exercise 2.2; exercise 2.1 is graded on its own.
+        "process_killed": {NB2: Answer(NB2).solve("sgd_momentum").write("nesterov", "import os\nos._exit(1)")},
+        # Check cells weakened or deleted: they are not what grading runs.
+        "tampered_checks": {NB2: Answer(NB2).write("sgd_momentum", "def sgd_momentum(x, dx, config=None):\n"
+                                                                   "    raise ValueError('not today')")
+                            .write("check_sgd_momentum", "pass").solve("nesterov").delete("check_nesterov")},
+        # The library's own answer, plainly.
+        "library_answer": {NB3: Answer(NB3).solve("rmsprop").write(
+            "adam", "import course_lib\n\ndef adam(x, dx, config=None):\n"
+                    "    return course_lib.optim.adam(x, dx, config)")},
+        # A right answer whose cell lost its nbgrader metadata (copied and pasted): found by its def.
+        "lost_metadata": {NB2: _without_metadata(Answer(NB2).solve(*nb2_ids), "nesterov")},
+        "blank": {NB1: Answer(NB1)},
+        "malformed": {NB2: b'{"cells": [ this is not JSON'},
+    }
+    for name, code in attacks(submissions, out).items():
+        in_cell = f"{code}\n{wrong_adam()}" if name not in ("hidden_import", "replace_reference") else \
+            f"{wrong_adam()}\n{code}"
+        cases[f"attack_{name}"] = {NB3: Answer(NB3).write("adam", in_cell)}
+        if name in OWN_CELL_ATTACKS:
+            # the code in a cell of its own above the check, a right answer in the exercise cell: what a
+            # notebook's own kernel would have let it change does not count (only the exercise's cell runs)
+            cases[f"attack_{name}_own_cell"] = {NB3: Answer(NB3).solve("adam").insert_before("check_adam", code)}
+    return {student: {name: answer if isinstance(answer, bytes) else answer.to_bytes()
+                      for name, answer in answers.items()}
+            for student, answers in cases.items()}
+
+
+def _without_metadata(answer, cell_id):
+    del find_cell(answer.nb, cell_id)[1].metadata["nbgrader"]
+    return answer
+
+
+def expected(submissions, out):
+    """(student, notebook) -> {check cell: points}, or the start of the error for an ungradable submission."""
+    full = {NB1: {"check_best_learning_rate": 1, "check_steps_to_shrink": 1},
+            NB2: {"check_sgd_momentum": 2, "check_nesterov": 2},
+            NB3: {"check_rmsprop": 2, "check_adam": 2}}
+    scores = {
+        ("correct", NB1): full[NB1], ("correct", NB2): full[NB2], ("correct", NB3): full[NB3],
+        ("hardcoded_rho_and_syntax_error", NB2): {"check_sgd_momentum": 0, "check_nesterov": 0},
+        ("loop_in_function", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
+        ("loop_top_level", NB1): {"check_best_learning_rate": 0, "check_steps_to_shrink": 1},
+        ("process_killed", NB2): {"check_sgd_momentum": 2, "check_nesterov": 0},
+        ("tampered_checks", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
+        ("library_answer", NB3): {"check_rmsprop": 2, "check_adam": 0},
+        ("lost_metadata", NB2): full[NB2],
+        ("blank", NB1): {"check_best_learning_rate": 0, "check_steps_to_shrink": 0},
+        ("malformed", NB2): "malformed",
+    }
+    for name in attacks(submissions, out):
+        scores[(f"attack_{name}", NB3)] = {"check_rmsprop": 0, "check_adam": 0}
+        if name in OWN_CELL_ATTACKS:
+            scores[(f"attack_{name}_own_cell", NB3)] = {"check_rmsprop": 0, "check_adam": 2}
+    return scores
+
+
+def write_corpus(folder, out):
     folder = Path(folder)
-    for student, answers in corpus().items():
+    for student, answers in corpus(folder, out).items():
         (folder / student).mkdir(parents=True, exist_ok=True)
         for name, data in answers.items():
             (folder / student / f"{name}.ipynb").write_bytes(data)
+    (folder / "no_notebook").mkdir(exist_ok=True)  # a student who handed in nothing still gets a row
     return folder
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(json.dumps(sorted(str(p) for p in write_corpus(sys.argv[1]).rglob("*.ipynb")), indent=1))

@@ -71,17 +71,23 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def parse_lock(path: Path) -> dict[str, str]:
-    """{normalised name: version} for each `name==version` line; options such as `-r other` are skipped."""
-    pins = {}
+def lock_requirements(path: Path) -> list[Requirement]:
+    """Every requirement line of a lock (options such as `-r other` skipped), each an exact `==` pin."""
+    requirements = []
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
             continue
-        name, sep, version = line.partition("==")
-        assert sep and version.strip(), f"{path.name}: not a `name==version` line: {raw!r}"
-        pins[normalize(name.strip())] = version.strip()
-    return pins
+        requirement = Requirement(line)
+        specs = list(requirement.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==", f"{path.name}: not a `name==version` line: {raw!r}"
+        requirements.append(requirement)
+    return requirements
+
+
+def parse_lock(path: Path) -> dict[str, str]:
+    """{normalised name: version} for each `name==version` line (the public version: torch's +cpu dropped)."""
+    return {normalize(r.name): Version(next(iter(r.specifier)).version).public for r in lock_requirements(path)}
 
 
 def split_env(env: dict) -> tuple[list, list]:
@@ -377,6 +383,49 @@ def assert_ok(problems: list[str]) -> None:
 # --------------------------------------------------------------------------------------------- the real files
 def test_lock_is_fully_pinned(lock):
     assert "torch" in lock and len(lock) > 50
+
+
+def linux_torch_problems(lock_path: Path, makefile: Path) -> list[str]:
+    """Ways a Linux install of the lock could end with PyPI's CUDA torch (several GB of nvidia packages)."""
+    problems = []
+    torch = [r for r in lock_requirements(lock_path) if normalize(r.name) == "torch"]
+    for platform in (LINUX, WINDOWS, MACOS):
+        applies = [r for r in torch if r.marker is None or r.marker.evaluate(platform)]
+        if len(applies) != 1:
+            problems.append(f"{len(applies)} torch pins apply on {platform['sys_platform']}")
+            continue
+        version = Version(next(iter(applies[0].specifier)).version)
+        if platform is not MACOS and version.local != "cpu":
+            problems.append(f"on {platform['sys_platform']} the lock asks for torch=={version}: PyPI serves the "
+                            "CUDA build under that name; pin the +cpu build")
+    text = makefile.read_text()
+    install = re.search(r"pip install --no-deps --extra-index-url " + re.escape(CPU_INDEX) + r" -r (\S+)", text)
+    if not install:
+        problems.append("the Makefile does not install torch from PyTorch's CPU index in a step of its own")
+    if re.search(r"(extra-)?index-url", text.replace(install[0], "") if install else text):
+        problems.append("the Makefile names another index, or the CPU index for more than torch's step")
+    return problems
+
+
+def test_a_linux_install_cannot_get_a_cuda_torch():
+    assert_ok(linux_torch_problems(STUDENT_LOCK, ROOT / "Makefile"))
+    # torch goes in with --no-deps: everything it needs must be pinned in the lock itself
+    import importlib.metadata as metadata
+
+    lock = parse_lock(STUDENT_LOCK)
+    needed = {normalize(Requirement(r).name) for r in metadata.requires("torch") or []
+              if Requirement(r).marker is None or Requirement(r).marker.evaluate(LINUX)}
+    assert needed <= set(lock) | {"setuptools"}, needed - set(lock)
+
+
+def test_the_cuda_checker_catches_plain_torch(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(STUDENT_LOCK.read_text().replace('torch==2.13.0+cpu; sys_platform != "darwin"',
+                                                     'torch==2.13.0; sys_platform != "darwin"'))
+    assert any("CUDA build" in p for p in linux_torch_problems(lock, ROOT / "Makefile"))
+    makefile = tmp_path / "Makefile"
+    makefile.write_text((ROOT / "Makefile").read_text().replace("--extra-index-url", "--index-url"))
+    assert any("step of its own" in p for p in linux_torch_problems(STUDENT_LOCK, makefile))
 
 
 def test_binder_env_pins_agree_with_lock(binder_env, lock, dev_lock):

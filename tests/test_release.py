@@ -21,6 +21,7 @@ BLOCKS = {"SOLUTION": ("### BEGIN SOLUTION", "### END SOLUTION"),
 MARKER_WORDS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 ASSIGNMENTS = sorted(path.name for path in SOURCE.iterdir() if (path / f"{path.name}.ipynb").is_file())
+SOLUTIONS = STUDENT_NOTEBOOKS / "solutions"
 
 
 def source_notebook(name):
@@ -90,6 +91,14 @@ def leaks(source, student):
     return problems
 
 
+def has_exercises(name):
+    cells = source_notebook(name).cells
+    return any(cell.get("metadata", {}).get("nbgrader", {}).get("solution") for cell in cells)
+
+
+EXERCISE_NOTEBOOKS = [name for name in ASSIGNMENTS if has_exercises(name)]
+
+
 def test_every_source_has_a_student_notebook_and_back():
     students = sorted(path.stem for path in STUDENT_NOTEBOOKS.glob("*.ipynb"))
     assert ASSIGNMENTS, "no instructor source notebooks"
@@ -100,21 +109,39 @@ def test_committed_student_notebooks_are_a_fresh_generation(tmp_path):
     """`make release` output, byte for byte: edit instructor/source/, then run `make release` and commit both."""
     subprocess.run([sys.executable, str(ROOT / "instructor" / "release.py"), "--out", str(tmp_path)], check=True,
                    cwd=ROOT, capture_output=True)
-    generated = sorted(path.name for path in tmp_path.glob("*.ipynb"))
-    assert generated == [f"{name}.ipynb" for name in ASSIGNMENTS]
+    generated = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*.ipynb"))
+    assert generated == sorted([f"{name}.ipynb" for name in ASSIGNMENTS]
+                               + [f"solutions/{name}.ipynb" for name in EXERCISE_NOTEBOOKS])
+    committed = sorted(str(path.relative_to(STUDENT_NOTEBOOKS)) for path in STUDENT_NOTEBOOKS.rglob("*.ipynb")
+                       if ".ipynb_checkpoints" not in path.parts)
+    assert committed == generated, "notebooks/ holds notebooks `make release` does not write"
     stale = [name for name in generated
              if (tmp_path / name).read_bytes() != (STUDENT_NOTEBOOKS / name).read_bytes()]
     assert not stale, f"notebooks/ differs from a fresh `make release` for {stale}: run `make release` and commit"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
+def test_worked_solutions_are_one_click_away(name):
+    """notebooks/solutions/<nb>.ipynb is the source with every solution, without outputs or nbgrader markers,
+    and the student notebook links to it under its Exercises heading."""
+    solutions = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in solutions.cells)
+    for kind, block in secret_blocks(source_notebook(name)):
+        assert all(line.strip() in text for line in block.splitlines()), f"a {kind} block is missing"
+    assert not any(word in text for word in MARKER_WORDS)
+    assert not any(cell.get("outputs") for cell in solutions.cells if cell.cell_type == "code")
+    link = f"(solutions/{name}.ipynb)"
+    assert any(link in cell.source and "## Exercises" in cell.source for cell in student_notebook(name).cells)
+
+
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
 def test_student_notebook_gives_nothing_away(name):
     source = source_notebook(name)
     assert secret_blocks(source), f"{name} has no solution or hidden-test block: the check would be vacuous"
     assert leaks(source, student_notebook(name)) == []
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
 def test_every_exercise_has_hidden_tests(name):
     """A grade cell without hidden tests is graded only by the check the learner already passed."""
     for cell in source_notebook(name).cells:
@@ -154,14 +181,14 @@ def _leaky_copies(name):
     return copies
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
 def test_leak_checker_catches_each_kind_of_leak(name):
     source = source_notebook(name)
     for what, leaked in _leaky_copies(name).items():
         assert leaks(source, leaked), f"a student notebook with {what} added passed the leak check"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
 def test_student_check_cells_let_run_all_go_on(name):
     student = student_notebook(name)
     checks = [cell for cell in student.cells if cell.metadata.get("nbgrader", {}).get("grade")

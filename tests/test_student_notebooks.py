@@ -54,8 +54,8 @@ def unexpected_errors(nb):
             problems.append(f"check cell {name}: expected one error (not done yet), got {len(found)}")
         elif found[0].ename != "ExerciseError" or "not done yet" not in found[0].evalue:
             problems.append(f"check cell {name}: {found[0].ename}: {found[0].evalue}")
-    if not checks:
-        problems.append("no exercise check cells")
+    if not checks and any(cell.get("metadata", {}).get("nbgrader", {}).get("solution") for cell in nb.cells):
+        problems.append("exercises without check cells")
     return problems
 
 

@@ -82,3 +82,25 @@ def test_subsets():
         mnist.training_subset(0)
     with pytest.raises(ValueError, match="classes"):
         mnist.classes_only((3, 3))
+
+
+def _imports_the_compiler(script):
+    """Whether ``script``, run in a fresh interpreter, ends with torch._dynamo imported."""
+    import subprocess
+    import sys
+
+    code = f"import sys\n{script}\nprint('torch._dynamo' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_training_with_rule_optimizer_leaves_the_compiler_unimported():
+    """~70 MB per kernel: RuleOptimizer and a scheduler never need torch._dynamo (course_lib.optim)."""
+    train = ("import torch\nfrom course_lib import data, optim, schedules, training\n"
+             "m = training.mlp([40, 16, 10]); o = {}\n"
+             "s = torch.optim.lr_scheduler.LambdaLR(o, schedules.torch_lambda(schedules.cosine, learning_rate=0.1,"
+             " total_steps=3))\n"
+             "training.train(m, o, data.mnist1d().training_subset(256), epochs=3, scheduler=s)")
+    assert not _imports_the_compiler(train.format("optim.RuleOptimizer(m.parameters(), optim.adam)"))
+    # the detector works: torch's own optimizers import the compiler in every step()
+    assert _imports_the_compiler(train.format("torch.optim.Adam(m.parameters(), lr=0.1)"))

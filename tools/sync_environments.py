@@ -39,7 +39,7 @@ EXTRA_FALLBACKS = {"setuptools": "84.2.1", "notebook": "7.6.5"}
 BINDER_EXTRAS = ("notebook", "setuptools")
 ROOT_EXTRAS = ("setuptools",)
 
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*(?:#.*)?$")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*(?:;[^#]*)?(?:#.*)?$")
 
 
 def normalize(name: str) -> str:
@@ -48,7 +48,8 @@ def normalize(name: str) -> str:
 
 
 def read_lock(path: Path) -> dict[str, tuple[str, str]]:
-    """Return {normalised name: (name as written, version)} for every `name==version` line."""
+    """Return {normalised name: (name as written, version)} for every `name==version` line (a `; marker` after
+    it is allowed; the version is given without a local label such as +cpu)."""
     pins: dict[str, tuple[str, str]] = {}
     if not path.exists():
         return pins
@@ -59,7 +60,9 @@ def read_lock(path: Path) -> dict[str, tuple[str, str]]:
         match = _PIN.match(line)
         if not match:
             raise ValueError(f"{path.name}: not a `name==version` line: {raw!r}")
-        pins[normalize(match[1])] = (match[1], match[2])
+        # torch is pinned twice, with environment markers: +cpu off macOS, plain on macOS. Its version is the
+        # public part, without the local label.
+        pins[normalize(match[1])] = (match[1], match[2].split("+", 1)[0])
     return pins
 
 

@@ -33,7 +33,7 @@ WRONG_LINES = ["old_velocity = velocity",
 RIGHT_LINE = "next_x = x - rho * old_velocity + (1 + rho) * velocity"
 
 NOT_DONE_MESSAGE = "finish Exercise 2.2 first"
-NOT_PASSING_MESSAGE = "does not pass Exercise 2.2 yet (its check cell says why)"
+NOT_PASSING_MESSAGE = "does not pass Exercise 2.2 yet (see its check cell)"
 DIAGNOSIS = ("✗ Exercise 2.2 (nesterov): you used (1 - rho) * velocity, copied from the lecture's misprinted "
              "middle line.")
 PASSED = "✓ Exercise 2.2 (nesterov) passed"
