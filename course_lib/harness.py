@@ -23,7 +23,9 @@ Kinds of case (``spec["kind"]``):
   checkpoint). ``spec["state"]`` names the config entries to read back after every call. A run whose call
   raised stops there.
 - ``"function"``: ``result = function(*arguments)`` for each entry of ``spec["calls"]``, whose ``"args"`` are
-  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}`` or ``{"integer": v}``.
+  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}``, ``{"integer": v}``,
+  ``{"boolean": v}`` or ``{"rng": seed}`` (a new ``numpy.random.Generator``, ``np.random.default_rng(seed)``:
+  a random exercise draws from it, and two calls given the same seed get generators in the same state).
   The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"`` (``"<i>.result<j>"``
   for the j-th of a tuple or list).
 
@@ -153,6 +155,10 @@ def _argument(argument, arrays, backend):
         return [backend.array(arrays[name]) for name in argument["arrays"]]
     if "integer" in argument:
         return int(argument["integer"])
+    if "boolean" in argument:
+        return bool(argument["boolean"])
+    if "rng" in argument:
+        return np.random.default_rng(int(argument["rng"]))
     return float(argument["number"])
 
 

@@ -23,6 +23,8 @@ SOURCE = ROOT / "instructor" / "source"
 NB1 = "01_problems_of_optimization"
 NB2 = "02_momentum_and_nesterov"
 NB3 = "03_adaptive_methods"
+NB7 = "07_dropout"
+NB8 = "08_randomness_regularizers"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -89,6 +91,11 @@ class Answer:
 LOOP_FOREVER = "while True:\n    pass"
 HARDCODED_RHO = ('rho = config.get("rho", 0.9)', "rho = 0.9")
 NO_BIAS_CORRECTION = ("first_unbiased = first_moment / (1 - beta1**t)", "first_unbiased = first_moment")
+# Random exercises, judged by properties: survivors never scaled (a likely bug); shifts drawn from numpy's global
+# generator instead of rng (no likely bug: the judge says what differs).
+DROPOUT_NEVER_SCALED = ("return x * mask / keep", "return x * mask")
+SHIFTS_FROM_GLOBAL_NUMPY = ("rng.integers(-max_shift, max_shift + 1, size=len(signals))",
+                            "np.random.randint(-max_shift, max_shift + 1, size=len(signals))")
 
 
 def wrong_adam():
@@ -158,7 +165,10 @@ def corpus(submissions, out):
     nb3_ids = ("rmsprop", "adam")
     cases = {
         "correct": {NB1: Answer(NB1).solve(*nb1_ids), NB2: Answer(NB2).solve(*nb2_ids),
-                    NB3: Answer(NB3).solve(*nb3_ids)},
+                    NB3: Answer(NB3).solve(*nb3_ids), NB7: Answer(NB7).solve("inverted_dropout"),
+                    NB8: Answer(NB8).solve("random_circular_shift")},
+        "random_mistakes": {NB7: Answer(NB7).edit("inverted_dropout", *DROPOUT_NEVER_SCALED),
+                            NB8: Answer(NB8).edit("random_circular_shift", *SHIFTS_FROM_GLOBAL_NUMPY)},
         # sgd_momentum ignores config["rho"]; nesterov has a syntax error.
         "hardcoded_rho_and_syntax_error": {NB2: Answer(NB2).edit("sgd_momentum", *HARDCODED_RHO).write(
             "nesterov", "def nesterov(x, dx, config=None)\n    return x, config")},
@@ -204,9 +214,13 @@ def expected(submissions, out):
     """(student, notebook) -> {check cell: points}, or the start of the error for an ungradable submission."""
     full = {NB1: {"check_best_learning_rate": 1, "check_steps_to_shrink": 1},
             NB2: {"check_sgd_momentum": 2, "check_nesterov": 2},
-            NB3: {"check_rmsprop": 2, "check_adam": 2}}
+            NB3: {"check_rmsprop": 2, "check_adam": 2},
+            NB7: {"check_inverted_dropout": 2}, NB8: {"check_random_circular_shift": 2}}
     scores = {
         ("correct", NB1): full[NB1], ("correct", NB2): full[NB2], ("correct", NB3): full[NB3],
+        ("correct", NB7): full[NB7], ("correct", NB8): full[NB8],
+        ("random_mistakes", NB7): {"check_inverted_dropout": 0},
+        ("random_mistakes", NB8): {"check_random_circular_shift": 0},
         ("hardcoded_rho_and_syntax_error", NB2): {"check_sgd_momentum": 0, "check_nesterov": 0},
         ("loop_in_function", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
         ("loop_top_level", NB1): {"check_best_learning_rate": 0, "check_steps_to_shrink": 1},
