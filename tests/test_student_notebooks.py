@@ -74,11 +74,14 @@ def _first_line(cell):
 # ---- the checker catches what it should ------------------------------------------------------------------------
 
 def _executed(*cells):
-    """A notebook as if executed: (source, is_check, error or None) per code cell."""
+    """A notebook as if executed: (source, kind, error or None) per code cell, kind True for a check cell,
+    "solution" for an exercise's cell, False for any other."""
     nb = nbformat.v4.new_notebook()
-    for source, check, error in cells:
+    for source, kind, error in cells:
         cell = nbformat.v4.new_code_cell(source)
-        if check:
+        if kind == "solution":
+            cell.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": f"exercise_{len(nb.cells)}"}
+        elif kind:
             cell.metadata["nbgrader"] = {"grade": True, "grade_id": f"check_{len(nb.cells)}", "points": 1}
         if error:
             cell.outputs = [nbformat.v4.new_output("error", ename=error[0], evalue=error[1], traceback=[])]
@@ -91,6 +94,7 @@ NOT_DONE = ("ExerciseError", "Exercise 2.1 (sgd_momentum): not done yet: write t
 
 def test_checker_accepts_a_blank_notebook():
     assert unexpected_errors(_executed(("import numpy", False, None), ("check()", True, NOT_DONE))) == []
+    assert unexpected_errors(_executed(("import numpy", False, None))) == []  # no exercises: the start page
 
 
 @pytest.mark.parametrize("cells", [
@@ -98,7 +102,7 @@ def test_checker_accepts_a_blank_notebook():
     [("check()", True, ("ExerciseError", "Exercise 2.1 (sgd_momentum): at step 1 next_x is 1"))],
     [("check()", True, ("NameError", "name 'sgd_momentum' is not defined"))],
     [("check()", True, None)],
-    [("import numpy", False, None)],
+    [("import numpy", False, None), ("def sgd_momentum(x, dx, config=None): ...", "solution", None)],
 ], ids=["error outside a check", "wrong diagnosis", "other error", "check passes blank", "no checks"])
 def test_checker_rejects(cells):
     assert unexpected_errors(_executed(*cells))
