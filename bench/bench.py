@@ -12,14 +12,17 @@ the exit status is 0 unless --strict is given and a budget is missed (then 1).
                 across the control's range, split into compute / draw / encode / rest (bench/widget_probe.py)
     browser     (when Chromium is installed) keypress on a slider handle -> the image's src changes, in JupyterLab
                 in headless Chromium, median of 10, for the learning-rate slider, κ and the landscape dropdown
-    optimizer   optimizer.step() of course_lib.optim.RuleOptimizer(adam) / torch.optim.Adam, gradients set,
-                ~15k and ~1M parameters, one thread and the default thread count
+    optimizer   each training cell of the notebooks (its model, data, batch size, epochs and scheduler) with
+                course_lib.optim.RuleOptimizer / the same cell with the torch.optim twin: CPU seconds of
+                training.train (one thread, as the notebooks train), median of interleaved runs; and, without a
+                budget, optimizer.step() alone at ~1M parameters, RuleOptimizer(adam) / torch.optim.Adam, one
+                thread and the default thread count
     grading     `make grade` on a class of --class-size students, each handing in every notebook (two in three
                 solved, one in three blank), with --jobs 1 and 2: seconds and notebooks graded per minute
                 (no budget; each exercise is a sandboxed process that imports numpy and torch)
 
-Budgets: notebook <= 20 s, kernel <= 600 MB, widget <= 50 ms in the kernel and <= 150 ms in the browser,
-RuleOptimizer <= 1.5x torch.optim.Adam.
+Budgets: notebook <= 20 s, kernel <= 600 MB, widget <= 50 ms in the kernel and <= 150 ms in the browser, a
+training cell with RuleOptimizer <= 1.5x the same cell with torch.optim.
 
     .venv/bin/python bench/bench.py [--strict] [--quick] [--only notebooks,widgets,browser,optimizer]
                                     [--no-student] [--runs 3] [--out bench-results/bench.json]
@@ -219,39 +222,43 @@ def bench_notebooks(args, report):
     rows, widgets = [], []
     for kind, paths in kinds:
         for path in paths:
-            runs = []
-            for run in range(args.runs):
-                probe = None
-                if kind == "instructor" and run == 0 and "widgets" in args.only:
-                    probe = {"changes": args.changes, "budget_s": BUDGETS["widget_kernel_ms"] / 1000}
-                print(f"  {kind} {path.name} run {run + 1}/{args.runs}"
-                      + (" + widget probe" if probe else ""), flush=True)
-                measured = run_notebook(path, kind, args.cell_timeout, probe)
-                if "widgets" in measured:
-                    for widget in measured.pop("widgets"):
-                        widgets.append({"notebook": path.name, **widget})
-                runs.append(measured)
-                if "notebooks" not in args.only:
-                    break
-            if "notebooks" not in args.only:
-                continue
-            row = {
-                "notebook": path.name, "kind": kind, "runs": len(runs),
-                "total_s": statistics.median(r["total_s"] for r in runs),
-                "total_s_all": [round(r["total_s"], 2) for r in runs],
-                "kernel_start_s": statistics.median(r["kernel_start_s"] for r in runs),
-                "cells_s": statistics.median(r["cells_s"] for r in runs),
-                "hwm_mb": max(r["hwm_mb"] for r in runs),
-                "sampled_peak_mb": max(r["sampled_peak_mb"] for r in runs),
-                "rss_end_mb": statistics.median(r["rss_end_mb"] for r in runs),
-                "slowest_cells": runs[-1]["slowest_cells"],
-                "unexpected_errors": sorted({e for r in runs for e in r["unexpected_errors"]}),
-            }
-            rows.append(row)
+            runs = _run_notebook_repeatedly(args, path, kind, widgets)
+            if "notebooks" in args.only:
+                rows.append(_notebook_row(path, kind, runs))
     if "notebooks" in args.only:
         report["notebooks"] = rows
     if "widgets" in args.only:
         report["widgets"] = widgets
+
+
+def _run_notebook_repeatedly(args, path, kind, widgets):
+    """``args.runs`` runs of the notebook (one when only the widgets are measured); the first run of an
+    instructor notebook also probes its widgets, appending to ``widgets``."""
+    runs = []
+    for run in range(args.runs if "notebooks" in args.only else 1):
+        probe = None
+        if kind == "instructor" and run == 0 and "widgets" in args.only:
+            probe = {"changes": args.changes, "budget_s": BUDGETS["widget_kernel_ms"] / 1000}
+        print(f"  {kind} {path.name} run {run + 1}/{args.runs}" + (" + widget probe" if probe else ""), flush=True)
+        measured = run_notebook(path, kind, args.cell_timeout, probe)
+        widgets += [{"notebook": path.name, **widget} for widget in measured.pop("widgets", [])]
+        runs.append(measured)
+    return runs
+
+
+def _notebook_row(path, kind, runs):
+    return {
+        "notebook": path.name, "kind": kind, "runs": len(runs),
+        "total_s": statistics.median(r["total_s"] for r in runs),
+        "total_s_all": [round(r["total_s"], 2) for r in runs],
+        "kernel_start_s": statistics.median(r["kernel_start_s"] for r in runs),
+        "cells_s": statistics.median(r["cells_s"] for r in runs),
+        "hwm_mb": max(r["hwm_mb"] for r in runs),
+        "sampled_peak_mb": max(r["sampled_peak_mb"] for r in runs),
+        "rss_end_mb": statistics.median(r["rss_end_mb"] for r in runs),
+        "slowest_cells": runs[-1]["slowest_cells"],
+        "unexpected_errors": sorted({e for r in runs for e in r["unexpected_errors"]}),
+    }
 
 
 # ---- browser ---------------------------------------------------------------------------------------------
@@ -383,6 +390,74 @@ def _browser_row(name, widget, label, action, src, decoded, wanted):
 
 
 # ---- optimizer -------------------------------------------------------------------------------------------
+def _training_cells():
+    """The notebooks' training cells, each as (label, run(optimizer_kind) -> seconds of CPU, final loss).
+
+    A cell builds its model, its optimizer (RuleOptimizer with a rule of course_lib.optim, or the torch.optim
+    twin) and, where the notebook does, its learning-rate scheduler, then trains with training.train, as the
+    notebook's cell does (one runner of 03's race; 04's step decay; one setting of 04's rate-against-decay grid).
+    """
+    import torch
+
+    from course_lib import data, optim, schedules, training
+
+    mnist1d, digits = data.mnist1d(), data.digits()
+    cells = [
+        ("03 Adam, MLP 40-128-128-10, MNIST-1D, batch 128, 8 epochs", [40, 128, 128, 10], mnist1d, 128, 8,
+         lambda p: optim.RuleOptimizer(p, optim.adam, learning_rate=1e-3),
+         lambda p: torch.optim.Adam(p, lr=1e-3, eps=1e-7), None),
+        ("03 SGD, MLP 40-128-128-10, MNIST-1D, batch 128, 8 epochs", [40, 128, 128, 10], mnist1d, 128, 8,
+         lambda p: optim.RuleOptimizer(p, optim.sgd, learning_rate=1e-2),
+         lambda p: torch.optim.SGD(p, lr=1e-2), None),
+        ("04 SGD + step decay, MLP 40-64-10, MNIST-1D, batch 32, 9 epochs", [40, 64, 10], mnist1d, 32, 9,
+         lambda p: optim.RuleOptimizer(p, optim.sgd, learning_rate=1.0),
+         lambda p: torch.optim.SGD(p, lr=1.0), (schedules.step_decay, {"step_size": 3, "gamma": 0.1})),
+        ("04 momentum + cosine, MLP 64-64-10, digits, batch 64, 9 epochs", [64, 64, 10], digits, 64, 9,
+         lambda p: optim.RuleOptimizer(p, optim.sgd_momentum, learning_rate=0.1),
+         lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), (schedules.cosine, {"total_steps": 9})),
+    ]
+
+    def runner(sizes, dataset, batch_size, epochs, make_optimizers, schedule):
+        def run(kind):
+            model = training.mlp(sizes, seed=0)
+            optimizer = make_optimizers[kind](model.parameters())
+            scheduler = None if schedule is None else schedules.lambda_lr(optimizer, schedule[0], **schedule[1])
+            began = time.thread_time()  # training.train runs torch on this one thread
+            history = training.train(model, optimizer, dataset, epochs=epochs, batch_size=batch_size,
+                                     scheduler=scheduler, evaluate_every=None)
+            return time.thread_time() - began, history.step_loss[-1]
+
+        return run
+
+    return [(label, runner(sizes, dataset, batch_size, epochs, {"rule": rule, "torch": twin}, schedule))
+            for label, sizes, dataset, batch_size, epochs, rule, twin, schedule in cells]
+
+
+def bench_training_cells(args, report):
+    """Each training cell with RuleOptimizer and with torch.optim, interleaved; median CPU seconds."""
+    import torch
+
+    runs = 2 if args.quick else 5
+    rows = []
+    for label, run in _training_cells():
+        for kind in ("torch", "rule"):  # warm up (torch.optim's first step imports its compiler)
+            run(kind)
+        seconds = {"rule": [], "torch": []}
+        losses = {}
+        for _ in range(runs):
+            for kind in seconds:
+                spent, losses[kind] = run(kind)
+                seconds[kind].append(spent)
+        rule_s, torch_s = statistics.median(seconds["rule"]), statistics.median(seconds["torch"])
+        row = {"cell": label, "runs": runs, "rule_s": rule_s, "torch_s": torch_s, "ratio": rule_s / torch_s,
+               "rule_s_all": seconds["rule"], "torch_s_all": seconds["torch"],
+               "final_loss": {kind: round(loss, 4) for kind, loss in losses.items()}}
+        if row["ratio"] > BUDGETS["optimizer_ratio"]:
+            row["profile"] = _profile(lambda run=run: run("rule"))
+        rows.append(row)
+    report["optimizer"] = {"torch": torch.__version__, "training_cells": rows}
+
+
 def _mlp(sizes, seed=0):
     import torch
 
@@ -393,77 +468,72 @@ def _mlp(sizes, seed=0):
     return torch.nn.Sequential(*layers[:-1])
 
 
-def _step_times(optimizer, steps):
+def _step_times(optimizer, steps, clock=time.perf_counter):
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         optimizer.step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
-def bench_optimizer(args, report):
+def bench_million_step(args, report):
+    """optimizer.step() alone at ~1M parameters (no notebook trains that size; no budget): RuleOptimizer(adam),
+    whose rule returns new arrays, against torch.optim.Adam, which updates in place. On one thread the clock is
+    that thread's CPU time (other processes' load does not count); with the default thread count, wall time."""
     import torch
 
     from course_lib.optim import RuleOptimizer
 
     default_threads = torch.get_num_threads()
-    sizes = {"~15k": [40, 300, 10], "~1M": [784, 1024, 256, 10]}
-    plan = {"~15k": (40, 25), "~1M": (20, 10)} if not args.quick else {"~15k": (6, 10), "~1M": (4, 5)}
+    blocks, per_block = (4, 5) if args.quick else (20, 10)
     rows = []
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
-        for size, shape in sizes.items():
-            models = {name: _mlp(shape) for name in ("torch", "rule")}
-            parameters = sum(p.numel() for p in models["torch"].parameters())
-            generator = torch.Generator().manual_seed(1)
-            for ours, theirs in zip(models["rule"].parameters(), models["torch"].parameters(), strict=True):
-                theirs.grad = torch.randn(theirs.shape, generator=generator)
-                ours.grad = theirs.grad.clone()
-            optimizers = {"torch": torch.optim.Adam(models["torch"].parameters(), lr=1e-3, eps=1e-8),
-                          "rule": RuleOptimizer(models["rule"].parameters(), "adam", learning_rate=1e-3,
-                                                epsilon=1e-8)}
-            for optimizer in optimizers.values():  # warm up; also the state is created here
-                _step_times(optimizer, 5)
-            agree = all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in
-                        zip(models["rule"].parameters(), models["torch"].parameters(), strict=True))
-            blocks, per_block = plan[size]
-            times = {"torch": [], "rule": []}
-            for _ in range(blocks):  # interleaved, so that a busy moment of the machine hits both
-                for name, optimizer in optimizers.items():
-                    times[name] += _step_times(optimizer, per_block)
-            torch_us = statistics.median(times["torch"]) * 1e6
-            rule_us = statistics.median(times["rule"]) * 1e6
-            row = {"parameters": parameters, "size": size, "tensors": len(list(models["torch"].parameters())),
-                   "threads": threads, "steps": len(times["rule"]), "torch_adam_us": torch_us,
-                   "rule_adam_us": rule_us, "ratio": rule_us / torch_us, "same_update": agree}
-            if row["ratio"] > BUDGETS["optimizer_ratio"]:
-                steps = 30 if size == "~15k" else 10
-                row["profile"] = _profile_step(optimizers["rule"], steps)
-                row["ops"] = {name: _op_breakdown(optimizer, steps) for name, optimizer in optimizers.items()}
-            rows.append(row)
+        models = {name: _mlp([784, 1024, 256, 10]) for name in ("torch", "rule")}
+        generator = torch.Generator().manual_seed(1)
+        for ours, theirs in zip(models["rule"].parameters(), models["torch"].parameters(), strict=True):
+            theirs.grad = torch.randn(theirs.shape, generator=generator)
+            ours.grad = theirs.grad.clone()
+        optimizers = {"torch": torch.optim.Adam(models["torch"].parameters(), lr=1e-3, eps=1e-8),
+                      "rule": RuleOptimizer(models["rule"].parameters(), "adam", learning_rate=1e-3, epsilon=1e-8)}
+        for optimizer in optimizers.values():  # warm up; also the state is created here
+            _step_times(optimizer, 5)
+        agree = all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in
+                    zip(models["rule"].parameters(), models["torch"].parameters(), strict=True))
+        times, clock = {"torch": [], "rule": []}, time.thread_time if threads == 1 else time.perf_counter
+        for _ in range(blocks):  # interleaved, so that a busy moment of the machine hits both
+            for name, optimizer in optimizers.items():
+                times[name] += _step_times(optimizer, per_block, clock)
+        torch_us = statistics.median(times["torch"]) * 1e6
+        rule_us = statistics.median(times["rule"]) * 1e6
+        rows.append({"parameters": sum(p.numel() for p in models["torch"].parameters()), "threads": threads,
+                     "steps": len(times["rule"]), "torch_adam_us": torch_us, "rule_adam_us": rule_us,
+                     "ratio": rule_us / torch_us, "same_update": agree, "clock": clock.__name__,
+                     "ops": {name: _op_breakdown(optimizer, 5) for name, optimizer in optimizers.items()}})
     torch.set_num_threads(default_threads)
-    report["optimizer"] = {"default_threads": default_threads, "torch": torch.__version__,
-                           "torch_adam_implementation": "torch defaults (foreach=None, fused=None: the "
-                                                        "single-tensor for-loop on CPU)", "rows": rows}
+    report.setdefault("optimizer", {})["million_step"] = {"default_threads": default_threads, "rows": rows,
+                                                          "torch_adam_implementation": "torch defaults (foreach="
+                                                          "None, fused=None: the single-tensor for-loop on CPU)"}
 
 
-def _profile_step(optimizer, steps):
+def _profile(function, repeats=1):
+    """cProfile of ``function()``: the 12 functions with the most own time, per call."""
     import cProfile
     import pstats
 
     profiler = cProfile.Profile()
     profiler.enable()
-    for _ in range(steps):
-        optimizer.step()
+    for _ in range(repeats):
+        function()
     profiler.disable()
     stats = pstats.Stats(profiler)
     rows = []
     for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in sorted(
             stats.stats.items(), key=lambda item: -item[1][2])[:12]:
         rows.append({"function": f"{filename.split('site-packages/')[-1].replace(str(ROOT) + '/', '')}:{line}"
-                                 f"({name})", "calls_per_step": ncalls / steps,
-                     "tottime_us_per_step": tottime * 1e6 / steps, "cumtime_us_per_step": cumtime * 1e6 / steps})
+                                 f"({name})", "calls": ncalls / repeats, "tottime_ms": tottime * 1e3 / repeats,
+                     "cumtime_ms": cumtime * 1e3 / repeats})
     return rows
 
 
@@ -538,100 +608,12 @@ def _mark(value, budget):
 
 
 def print_table(report):
-    misses = []
-    lines = []
     env = report["environment"]
-    lines.append(f"bench {env['time']}  {env['cpus']} CPUs  load {env['load_before']} -> {env['load_after']}  "
-                 f"python {env['python']}  commit {env['commit']}")
-    if "notebooks" in report:
-        lines += ["", f"NOTEBOOKS (nbclient, median of runs; budgets {BUDGETS['notebook_s']:.0f} s, "
-                      f"{BUDGETS['kernel_mb']:.0f} MB)",
-                  f"{'notebook':44} {'kind':10} {'run s':>7} {'':6} {'start':>6} {'cells':>6} "
-                  f"{'peak MB':>8} {'':6} {'sampled':>8}  runs (s)"]
-        for row in report["notebooks"]:
-            time_mark, mem_mark = _mark(row["total_s"], BUDGETS["notebook_s"]), _mark(row["hwm_mb"],
-                                                                                     BUDGETS["kernel_mb"])
-            lines.append(f"{row['notebook']:44} {row['kind']:10} {row['total_s']:7.2f} {time_mark:6} "
-                         f"{row['kernel_start_s']:6.2f} {row['cells_s']:6.2f} {row['hwm_mb']:8.0f} {mem_mark:6} "
-                         f"{row['sampled_peak_mb']:8.0f}  {row['total_s_all']}")
-            for error in row["unexpected_errors"]:
-                lines.append(f"    ERROR {error}")
-                misses.append(f"{row['notebook']} ({row['kind']}): {error}")
-            if time_mark == "MISSED":
-                misses.append(f"{row['notebook']} ({row['kind']}) ran {row['total_s']:.1f} s; slowest cells "
-                              f"{row['slowest_cells']}")
-            if mem_mark == "MISSED":
-                misses.append(f"{row['notebook']} ({row['kind']}) peaked at {row['hwm_mb']:.0f} MB")
-    if "widgets" in report:
-        lines += ["", f"WIDGETS, kernel side (value change -> new PNG in the Image; median of up to 20 changes "
-                      f"across the range; budget {BUDGETS['widget_kernel_ms']:.0f} ms)",
-                  f"{'notebook':30} {'cell':>4} {'widget (runners)':38} {'control':16} {'median ms':>9} {'':6} "
-                  f"{'max':>6}  compute/draw/encode/rest ms"]
-        for widget in report["widgets"]:
-            runners = ", ".join(widget["runners"]) if widget["runners"] else widget["class"]
-            if widget["controls"] and all(row.get("skipped") == "hidden" for row in widget["controls"]):
-                misses.append(f"widget {widget['notebook']} cell {widget['cell']} ({widget['class']}): every "
-                              "control is hidden (layout.display == 'none'), the learner sees no control")
-            for row in widget["controls"]:
-                cell = widget["cell"] if widget["cell"] is not None else "-"
-                head = f"{widget['notebook'][:30]:30} {cell:>4} {runners[:38]:38} {row['control']:16}"
-                if "skipped" in row:
-                    lines.append(f"{head} {'-':>9} {'':6} {'':>6}  ({row['skipped']})")
-                    continue
-                mark = _mark(row["median_ms"], BUDGETS["widget_kernel_ms"])
-                parts = "/".join(f"{row['parts_median_ms'][p]:.0f}" for p in ("compute", "draw", "encode", "rest"))
-                lines.append(f"{head} {row['median_ms']:9.1f} {mark:6} {row['max_ms']:6.0f}  {parts}"
-                             + ("" if row["pictures_changed"] == row["changes"]
-                                else f"  (picture changed {row['pictures_changed']}/{row['changes']})"))
-                if mark == "MISSED":
-                    misses.append(f"widget {widget['notebook']} cell {widget['cell']} '{row['control']}': "
-                                  f"{row['median_ms']:.0f} ms (compute/draw/encode/rest {parts})")
-    if "browser" in report:
-        browser = report["browser"]
-        lines += ["", f"WIDGETS, in the browser (keypress/select -> the image's src changes; median; budget "
-                      f"{BUDGETS['widget_browser_ms']:.0f} ms)"]
-        if "skipped" in browser:
-            lines.append(f"  skipped: {browser['skipped']}")
-        else:
-            lines.append(f"  {browser['chromium']}")
-            lines.append(f"{'notebook':30} {'cell':>4} {'w':>2} {'control':22} {'n':>3} {'median ms':>9} {'':6} "
-                         f"{'max':>6} {'decoded':>8}")
-            for row in browser["rows"]:
-                if "problems" in row:
-                    lines.append(f"  PROBLEMS in {row['notebook']}: {row['problems']}")
-                    misses.append(f"browser {row['notebook']}: {row['problems']}")
-                    continue
-                mark = _mark(row["median_ms"], BUDGETS["widget_browser_ms"])
-                median = f"{row['median_ms']:9.0f}" if row["median_ms"] is not None else f"{'-':>9}"
-                high = f"{row['max_ms']:6.0f}" if row["max_ms"] is not None else f"{'-':>6}"
-                decoded = f"{row['decoded_median_ms']:8.0f}" if row["decoded_median_ms"] is not None else ""
-                lines.append(f"{row['notebook'][:30]:30} {row['cell'] if row['cell'] is not None else '-':>4} "
-                             f"{row['widget']:>2} {row['control'][:22]:22} {row['changes']:>3} {median} {mark:6} "
-                             f"{high} {decoded}")
-                if mark == "MISSED":
-                    misses.append(f"browser {row['notebook']} widget {row['widget']} '{row['control']}': "
-                                  f"{row['median_ms']:.0f} ms")
-                if row["median_ms"] is None:
-                    misses.append(f"browser {row['notebook']} widget {row['widget']} '{row['control']}': "
-                                  f"the picture never changed")
-    if "optimizer" in report:
-        optimizer = report["optimizer"]
-        lines += ["", f"OPTIMIZER step(): RuleOptimizer(adam) / torch.optim.Adam (median per step; budget "
-                      f"{BUDGETS['optimizer_ratio']}x; torch {optimizer['torch']}, default threads "
-                      f"{optimizer['default_threads']})",
-                  f"{'parameters':>10} {'tensors':>7} {'threads':>7} {'torch Adam us':>13} "
-                  f"{'RuleOptimizer us':>16} {'ratio':>6} {'':6} same update"]
-        for row in optimizer["rows"]:
-            mark = _mark(row["ratio"], BUDGETS["optimizer_ratio"])
-            lines.append(f"{row['parameters']:>10,} {row['tensors']:>7} {row['threads']:>7} "
-                         f"{row['torch_adam_us']:13.1f} {row['rule_adam_us']:16.1f} {row['ratio']:6.2f} {mark:6} "
-                         f"{row['same_update']}")
-            if mark == "MISSED":
-                misses.append(f"RuleOptimizer at {row['parameters']:,} parameters, {row['threads']} thread(s): "
-                              f"{row['ratio']:.2f}x torch.optim.Adam")
-            if not row["same_update"]:
-                misses.append(f"RuleOptimizer(adam) and torch.optim.Adam disagree at {row['parameters']:,} "
-                              "parameters")
+    lines = [f"bench {env['time']}  {env['cpus']} CPUs  load {env['load_before']} -> {env['load_after']}  "
+             f"python {env['python']}  commit {env['commit']}"]
+    misses = []
+    for table in (_notebooks_table, _widgets_table, _browser_table, _optimizer_table):
+        lines += table(report, misses)
     lines += _grading_table(report)
     lines.append("")
     if misses:
@@ -641,6 +623,119 @@ def print_table(report):
         lines.append("every budget met")
     print("\n".join(lines))
     return misses
+
+
+def _notebooks_table(report, misses):
+    if "notebooks" not in report:
+        return []
+    lines = ["", f"NOTEBOOKS (nbclient, median of runs; budgets {BUDGETS['notebook_s']:.0f} s, "
+                 f"{BUDGETS['kernel_mb']:.0f} MB)",
+             f"{'notebook':44} {'kind':10} {'run s':>7} {'':6} {'start':>6} {'cells':>6} "
+             f"{'peak MB':>8} {'':6} {'sampled':>8}  runs (s)"]
+    for row in report["notebooks"]:
+        time_mark = _mark(row["total_s"], BUDGETS["notebook_s"])
+        mem_mark = _mark(row["hwm_mb"], BUDGETS["kernel_mb"])
+        lines.append(f"{row['notebook']:44} {row['kind']:10} {row['total_s']:7.2f} {time_mark:6} "
+                     f"{row['kernel_start_s']:6.2f} {row['cells_s']:6.2f} {row['hwm_mb']:8.0f} {mem_mark:6} "
+                     f"{row['sampled_peak_mb']:8.0f}  {row['total_s_all']}")
+        for error in row["unexpected_errors"]:
+            lines.append(f"    ERROR {error}")
+            misses.append(f"{row['notebook']} ({row['kind']}): {error}")
+        if time_mark == "MISSED":
+            misses.append(f"{row['notebook']} ({row['kind']}) ran {row['total_s']:.1f} s; slowest cells "
+                          f"{row['slowest_cells']}")
+        if mem_mark == "MISSED":
+            misses.append(f"{row['notebook']} ({row['kind']}) peaked at {row['hwm_mb']:.0f} MB")
+    return lines
+
+
+def _widgets_table(report, misses):
+    if "widgets" not in report:
+        return []
+    lines = ["", f"WIDGETS, kernel side (value change -> new PNG in the Image; median of up to 20 changes "
+                 f"across the range; budget {BUDGETS['widget_kernel_ms']:.0f} ms)",
+             f"{'notebook':30} {'cell':>4} {'widget (runners)':38} {'control':16} {'median ms':>9} {'':6} "
+             f"{'max':>6}  compute/draw/encode/rest ms"]
+    for widget in report["widgets"]:
+        if widget["controls"] and all(row.get("skipped") == "hidden" for row in widget["controls"]):
+            misses.append(f"widget {widget['notebook']} cell {widget['cell']} ({widget['class']}): every "
+                          "control is hidden (layout.display == 'none'), the learner sees no control")
+        lines += [_widget_row(widget, row, misses) for row in widget["controls"]]
+    return lines
+
+
+def _widget_row(widget, row, misses):
+    runners = ", ".join(widget["runners"]) if widget["runners"] else widget["class"]
+    cell = widget["cell"] if widget["cell"] is not None else "-"
+    head = f"{widget['notebook'][:30]:30} {cell:>4} {runners[:38]:38} {row['control']:16}"
+    if "skipped" in row:
+        return f"{head} {'-':>9} {'':6} {'':>6}  ({row['skipped']})"
+    mark = _mark(row["median_ms"], BUDGETS["widget_kernel_ms"])
+    parts = "/".join(f"{row['parts_median_ms'][p]:.0f}" for p in ("compute", "draw", "encode", "rest"))
+    if mark == "MISSED":
+        misses.append(f"widget {widget['notebook']} cell {widget['cell']} '{row['control']}': "
+                      f"{row['median_ms']:.0f} ms (compute/draw/encode/rest {parts})")
+    return (f"{head} {row['median_ms']:9.1f} {mark:6} {row['max_ms']:6.0f}  {parts}"
+            + ("" if row["pictures_changed"] == row["changes"]
+               else f"  (picture changed {row['pictures_changed']}/{row['changes']})"))
+
+
+def _browser_table(report, misses):
+    if "browser" not in report:
+        return []
+    browser = report["browser"]
+    lines = ["", f"WIDGETS, in the browser (keypress/select -> the image's src changes; median; budget "
+                 f"{BUDGETS['widget_browser_ms']:.0f} ms)"]
+    if "skipped" in browser:
+        return lines + [f"  skipped: {browser['skipped']}"]
+    lines.append(f"  {browser['chromium']}")
+    lines.append(f"{'notebook':30} {'cell':>4} {'w':>2} {'control':22} {'n':>3} {'median ms':>9} {'':6} "
+                 f"{'max':>6} {'decoded':>8}")
+    for row in browser["rows"]:
+        if "problems" in row:
+            lines.append(f"  PROBLEMS in {row['notebook']}: {row['problems']}")
+            misses.append(f"browser {row['notebook']}: {row['problems']}")
+            continue
+        mark = _mark(row["median_ms"], BUDGETS["widget_browser_ms"])
+        median = f"{row['median_ms']:9.0f}" if row["median_ms"] is not None else f"{'-':>9}"
+        high = f"{row['max_ms']:6.0f}" if row["max_ms"] is not None else f"{'-':>6}"
+        decoded = f"{row['decoded_median_ms']:8.0f}" if row["decoded_median_ms"] is not None else ""
+        lines.append(f"{row['notebook'][:30]:30} {row['cell'] if row['cell'] is not None else '-':>4} "
+                     f"{row['widget']:>2} {row['control'][:22]:22} {row['changes']:>3} {median} {mark:6} "
+                     f"{high} {decoded}")
+        what = f"browser {row['notebook']} widget {row['widget']} '{row['control']}'"
+        if mark == "MISSED":
+            misses.append(f"{what}: {row['median_ms']:.0f} ms")
+        if row["median_ms"] is None:
+            misses.append(f"{what}: the picture never changed")
+    return lines
+
+
+def _optimizer_table(report, misses):
+    if "optimizer" not in report:
+        return []
+    optimizer = report["optimizer"]
+    lines = ["", f"OPTIMIZER: a notebook's training cell with RuleOptimizer / the same cell with torch.optim (CPU "
+                 f"seconds, one thread, median of runs; budget {BUDGETS['optimizer_ratio']}x; torch "
+                 f"{optimizer['torch']})",
+             f"{'training cell':66} {'torch s':>8} {'rule s':>8} {'ratio':>6} {'':6} final loss torch/rule"]
+    for row in optimizer["training_cells"]:
+        mark = _mark(row["ratio"], BUDGETS["optimizer_ratio"])
+        lines.append(f"{row['cell']:66} {row['torch_s']:8.3f} {row['rule_s']:8.3f} {row['ratio']:6.2f} {mark:6} "
+                     f"{row['final_loss']['torch']:.4f}/{row['final_loss']['rule']:.4f}")
+        if mark == "MISSED":
+            misses.append(f"{row['cell']}: RuleOptimizer {row['ratio']:.2f}x torch.optim")
+    million = optimizer["million_step"]
+    lines += ["", f"optimizer.step() alone at ~1M parameters, RuleOptimizer(adam) / torch.optim.Adam (median per "
+                  f"step; no budget: no notebook trains this size; default threads {million['default_threads']})",
+              f"{'parameters':>10} {'threads':>7} {'torch Adam us':>13} {'RuleOptimizer us':>16} {'ratio':>6} "
+              "same update  clock"]
+    for row in million["rows"]:
+        lines.append(f"{row['parameters']:>10,} {row['threads']:>7} {row['torch_adam_us']:13.1f} "
+                     f"{row['rule_adam_us']:16.1f} {row['ratio']:6.2f} {row['same_update']!s:11}  {row['clock']}")
+        if not row["same_update"]:
+            misses.append(f"RuleOptimizer(adam) and torch.optim.Adam disagree at {row['parameters']:,} parameters")
+    return lines
 
 
 def _grading_table(report):
@@ -656,30 +751,30 @@ def _grading_table(report):
 
 
 def _print_profiles(report, worst=3):
-    """cProfile of the ``worst`` slowest widget controls over budget (all of them are in the JSON) and of
-    RuleOptimizer.step where it missed its budget."""
+    """cProfile of the ``worst`` slowest widget controls over budget (all of them are in the JSON), of a
+    training cell with RuleOptimizer that missed its budget, and the tensor operations of a step at 1M
+    parameters."""
     profiled = sorted(((row["median_ms"], widget, row) for widget in report.get("widgets", [])
                        for row in widget["controls"] if "profile" in row), key=lambda item: -item[0])
     for _, widget, row in profiled[:worst]:
-        if True:
-            if True:
-                print(f"\nprofile: {widget['notebook']} cell {widget['cell']} '{row['control']}' "
-                      f"({row['median_ms']:.0f} ms; cProfile, per change: course_lib by cumulative time, then "
-                      f"everything by own time)")
-                for entry in row["profile"]:
-                    print(f"  {entry['cumtime_ms']:8.1f} ms cum {entry['tottime_ms']:8.1f} ms own "
-                          f"x{entry['calls']:<7g} {entry['function']}")
-    for row in report.get("optimizer", {}).get("rows", []):
+        print(f"\nprofile: {widget['notebook']} cell {widget['cell']} '{row['control']}' "
+              f"({row['median_ms']:.0f} ms; cProfile, per change: course_lib by cumulative time, then "
+              f"everything by own time)")
+        for entry in row["profile"]:
+            print(f"  {entry['cumtime_ms']:8.1f} ms cum {entry['tottime_ms']:8.1f} ms own "
+                  f"x{entry['calls']:<7g} {entry['function']}")
+    optimizer = report.get("optimizer", {})
+    for row in optimizer.get("training_cells", []):
         if "profile" in row:
-            print(f"\nprofile: RuleOptimizer.step at {row['parameters']:,} parameters, {row['threads']} thread(s) "
-                  "(per step, top by own time)")
-            for entry in row["profile"][:6]:
-                print(f"  {entry['tottime_us_per_step']:9.1f} us own {entry['cumtime_us_per_step']:9.1f} us cum  "
-                      f"x{entry['calls_per_step']:g}  {entry['function']}")
-            for name, ops in row.get("ops", {}).items():
-                label = "torch.optim.Adam" if name == "torch" else "RuleOptimizer(adam)"
-                print(f"  tensor ops per step, {label}: " + ", ".join(
-                    f"{op['op'][6:]} x{op['calls_per_step']:g} {op['self_us_per_step']:.0f} us" for op in ops))
+            print(f"\nprofile: {row['cell']} with RuleOptimizer (one run, top by own time)")
+            for entry in row["profile"][:8]:
+                print(f"  {entry['tottime_ms']:9.1f} ms own {entry['cumtime_ms']:9.1f} ms cum  "
+                      f"x{entry['calls']:g}  {entry['function']}")
+    for row in optimizer.get("million_step", {}).get("rows", []):
+        for name, ops in row["ops"].items():
+            label = "torch.optim.Adam" if name == "torch" else "RuleOptimizer(adam)"
+            print(f"\n1M parameters, {row['threads']} thread(s), tensor ops per step, {label}: " + ", ".join(
+                f"{op['op'][6:]} x{op['calls_per_step']:g} {op['self_us_per_step']:.0f} us" for op in ops))
 
 
 def _environment():
@@ -727,8 +822,10 @@ def main(argv=None):
         _isolate_jupyter(scratch)
         sys.path.insert(0, str(BENCH))
         if "optimizer" in args.only:
-            print("optimizer step times ...", flush=True)
-            bench_optimizer(args, report)
+            print("training cells with RuleOptimizer and torch.optim; optimizer steps at 1M parameters ...",
+                  flush=True)
+            bench_training_cells(args, report)
+            bench_million_step(args, report)
         if "notebooks" in args.only or "widgets" in args.only:
             print("notebooks ...", flush=True)
             bench_notebooks(args, report)

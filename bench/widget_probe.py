@@ -40,7 +40,7 @@ def _values(control, changes):
     import numpy as np
 
     current = control.value
-    if isinstance(control, W.Dropdown):
+    if isinstance(control, (W.Dropdown, W.SelectionSlider)):  # a choice among options, shown either way
         options = [value for _, value in control._options_full] if hasattr(control, "_options_full") \
             else list(control.options)
         if len(options) < 2:

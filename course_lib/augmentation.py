@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .validation import is_integer, is_real, require
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["affine_theta", "affine_warp", "circular_shift", "gaussian_noise", "random_affine",
            "random_circular_shift"]

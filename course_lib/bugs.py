@@ -4,13 +4,16 @@ Each entry of ``LIKELY_BUGS[exercise]`` is (wrong implementation, what to tell t
 (course_lib.checks) calls the learner's function and these variants on the same cases; when the learner's
 outputs match a variant's on every call of every case, the learner gets that variant's explanation instead of
 a bare "wrong answer". Each variant has the signature of its exercise and is written the way a learner would
-write it (the update rules follow the contract of course_lib.optim); ``0 * x`` and ``** 0.5`` make them work on
-numpy arrays and torch tensors alike.
+write it (the update rules follow the contract of course_lib.optim); ``0 * x`` and ``** 0.5`` make the update
+rules' variants work on numpy arrays and torch tensors alike. What a variant does besides returning counts too:
+it is named only if it also raised, or changed an argument in place, wherever the learner's function did.
 """
 
+import copy
 import math
 
 import numpy as np
+import torch
 
 from course_lib import optim, theory
 
@@ -283,6 +286,145 @@ LIKELY_BUGS["two_loop_direction"] = [
 ]
 
 
+# ---- Notebook 06: the moving average of a model, and the ensemble's prediction ----------------------------------
+# ema_update(average_model, model, decay) returns a new model; ensemble_predict(models, inputs) the mean of the
+# members' probabilities. Two variants of ema_update return the right model but change an argument in place;
+# the judge recognises them by what course_lib.harness reports of their arguments. The eval() variant shows on
+# models left in training mode, with dropout (other numbers) or batch norm (other numbers, and running
+# statistics updated in place).
+
+def _ema_variant(combine=None, buffers="copy"):
+    """An EMA update on a copy, with ``combine(average, weights, decay, parameter)`` for each parameter and the
+    buffers copied ("copy"), averaged like the weights ("average": every buffer; "average floats": all but the
+    integer batch count) or left as the old average's ("stale")."""
+    combine = combine or (lambda average, weights, decay, parameter: decay * average + (1 - decay) * weights)
+
+    def ema_update(average_model, model, decay):
+        new_average = copy.deepcopy(average_model)
+        with torch.no_grad():
+            for average, parameter in zip(new_average.parameters(), model.parameters(), strict=True):
+                average.copy_(combine(average, parameter, decay, parameter))
+            for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+                if buffers == "average" or (buffers == "average floats" and kept.is_floating_point()):
+                    kept.copy_(decay * kept + (1 - decay) * live)
+                elif buffers != "stale":
+                    kept.copy_(live)
+        return new_average
+
+    return ema_update
+
+
+def _ema_in_place_on_the_average(average_model, model, decay):
+    with torch.no_grad():
+        for average, weights in zip(average_model.parameters(), model.parameters(), strict=True):
+            average.mul_(decay).add_((1 - decay) * weights)
+        for kept, live in zip(average_model.buffers(), model.buffers(), strict=True):
+            kept.copy_(live)
+    return average_model
+
+
+def _ema_in_place_on_the_model(average_model, model, decay):
+    new_average = copy.deepcopy(average_model)
+    with torch.no_grad():
+        for average, weights in zip(new_average.parameters(), model.parameters(), strict=True):
+            weights.mul_(1 - decay).add_(decay * average)  # the trained model's own weights overwritten
+            average.copy_(weights)
+        for kept, live in zip(new_average.buffers(), model.buffers(), strict=True):
+            kept.copy_(live)
+    return new_average
+
+
+_BUFFERS_AVERAGED = ("you averaged batch norm's buffers (running_mean, running_var) like the weights: they are "
+                     "running averages already, of the trained model's activations. Copy them from the trained "
+                     "model (kept.copy_(live) over model.buffers()), as torch's AveragedModel does.")
+
+LIKELY_BUGS["ema_update"] = [
+    (_ema_variant(lambda average, weights, decay, _: decay * weights + (1 - decay) * average),
+     "the old and new weights are swapped: x_test = decay * x_test + (1 - decay) * x keeps the weight `decay` on "
+     "the average (the memory) and gives only 1 - decay to the current weights."),
+    (_ema_variant(lambda average, weights, decay, parameter: decay * average + (1 - decay) * parameter.grad),
+     "you averaged the gradients (parameter.grad), as momentum does: the moving average is of the weights "
+     "themselves, x_test = decay * x_test + (1 - decay) * x."),
+    (_ema_variant(lambda average, weights, decay, _: decay * average + weights),
+     "the (1 - decay) factor on the current weights is missing: decay * x_test + x grows the weights by about "
+     "1 / (1 - decay). Use decay * x_test + (1 - decay) * x, a weighted average."),
+    (_ema_variant(buffers="average"), _BUFFERS_AVERAGED),
+    (_ema_variant(buffers="average floats"), _BUFFERS_AVERAGED),
+    (_ema_variant(buffers="stale"),
+     "the buffers (batch norm's running_mean and running_var) are the old average's: copy them from the trained "
+     "model (kept.copy_(live) over model.buffers()), whose statistics go with its current weights."),
+    (_ema_in_place_on_the_average,
+     "the numbers are right, but you changed average_model in place: the caller's previous average changed too. "
+     "Work on a copy (new_average = copy.deepcopy(average_model)) and return that."),
+    (_ema_in_place_on_the_model,
+     "the numbers are right, but you changed the trained model's weights in place (weights.mul_ ...): training "
+     "would go on from the averaged weights. Only read model; write into your copy of the average."),
+]
+
+
+def _member_logits(models, inputs, evaluation=True):
+    outputs = []
+    with torch.no_grad():
+        for model in models:
+            if evaluation:
+                model.eval()
+            outputs.append(model(inputs))
+    return torch.stack(outputs)
+
+
+def _averages_logits(models, inputs):
+    return torch.softmax(_member_logits(models, inputs).mean(0), dim=-1)
+
+
+def _returns_mean_logits(models, inputs):
+    return _member_logits(models, inputs).mean(0)
+
+
+def _averages_votes(models, inputs):
+    logits = _member_logits(models, inputs)
+    return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype).mean(0)
+
+
+def _returns_classes(models, inputs):
+    return torch.softmax(_member_logits(models, inputs), dim=-1).mean(0).argmax(-1)
+
+
+def _forgets_eval(models, inputs):
+    return torch.softmax(_member_logits(models, inputs, evaluation=False), dim=-1).mean(0)
+
+
+def _softmax_over_examples(models, inputs):
+    return torch.softmax(_member_logits(models, inputs), dim=1).mean(0)
+
+
+def _sums_probabilities(models, inputs):
+    return torch.softmax(_member_logits(models, inputs), dim=-1).sum(0)
+
+
+LIKELY_BUGS["ensemble_predict"] = [
+    (_averages_logits,
+     "you averaged the logits and took one softmax: that is a product of the members' distributions, where a "
+     "confident member outvotes the others. Average the probabilities: the mean of softmax(model(inputs))."),
+    (_returns_mean_logits,
+     "you returned the mean of the logits: the ensemble's prediction is a probability for each class (rows "
+     "summing to 1), the mean of each model's softmax."),
+    (_averages_votes,
+     "you averaged the members' votes (their argmaxes): that throws away how sure each member is. Average their "
+     "predicted probabilities, softmax(model(inputs)), instead."),
+    (_returns_classes,
+     "you returned the predicted classes (the argmax of the mean probabilities): return the probabilities "
+     "themselves, a tensor of shape (examples, classes)."),
+    (_forgets_eval,
+     "the models ran in training mode: dropout still dropped units, and batch norm used the batch's statistics "
+     "(and updated its running statistics). Call model.eval() on each model before predicting."),
+    (_softmax_over_examples,
+     "the softmax runs over the examples (dim=0 of a model's output): take it over the classes, dim=-1."),
+    (_sums_probabilities,
+     "you summed the members' probabilities: divide by the number of models (the mean), so that each row sums "
+     "to 1."),
+]
+
+
 # ---- Notebook 07: inverted dropout ------------------------------------------------------------------------------
 # These variants take (x, drop_probability, training, rng) as Exercise 7.1 does, rng a numpy.random.Generator. A
 # learner's answer draws other random numbers than the variant: the judge compares their properties (share of
@@ -446,4 +588,180 @@ LIKELY_BUGS["random_circular_shift"] = [
      "every shift occurs, but -max_shift and +max_shift only half as often as the others: rounding a uniform "
      "number from [-max_shift, max_shift] gives the two ends half-width intervals. Draw integers directly: "
      "rng.integers(-max_shift, max_shift + 1, size=len(signals))."),
+]
+
+
+# ---- Notebook 09: batch norm's forward and backward passes ----------------------------------------------------
+# Written in numpy, as the exercises ask, each the whole function a learner would write with one mistake (the
+# defaults give the right pass; compare course_lib.batch_norm).
+
+def _forward_variant(axis=0, keepdims=False, normaliser="sqrt(variance + epsilon)", new_weight="momentum",
+                     update="in training", test_statistics="running", stored_variance="unbiased",
+                     normalising_variance="biased", scale_and_shift=True):
+    """batchnorm_forward with one mistake."""
+    divide = {"sqrt(variance + epsilon)": lambda centred, var, epsilon: centred / np.sqrt(var + epsilon),
+              "sqrt(variance)": lambda centred, var, epsilon: centred / np.sqrt(var),
+              "sqrt(variance) + epsilon": lambda centred, var, epsilon: centred / (np.sqrt(var) + epsilon),
+              "variance + epsilon": lambda centred, var, epsilon: centred / (var + epsilon)}[normaliser]
+
+    def forward(x, gamma, beta, running_mean, running_var, momentum=0.1, epsilon=1e-5, training=True):
+        n = x.shape[0]
+        if training or test_statistics == "batch" or update == "always":
+            batch_mean = x.mean(axis=axis, keepdims=keepdims)
+            batch_variance = ((x - batch_mean) ** 2).mean(axis=axis, keepdims=keepdims)
+        if training or test_statistics == "batch":
+            mean, variance = batch_mean, batch_variance
+            if normalising_variance == "unbiased":
+                variance = variance * n / (n - 1)
+        else:
+            mean, variance = running_mean, running_var
+        out = divide(x - mean, variance, epsilon)
+        if scale_and_shift:
+            out = gamma * out + beta
+        if (training and update != "never") or update == "always":
+            weight = momentum if new_weight == "momentum" else 1 - momentum
+            stored = batch_variance * n / (n - 1) if stored_variance == "unbiased" else batch_variance
+            new_running_mean = (1 - weight) * running_mean + weight * batch_mean
+            return out, new_running_mean, (1 - weight) * running_var + weight * stored
+        return out, running_mean.copy(), running_var.copy()
+
+    return forward
+
+
+def _backward_variant(dx_terms="both", dgamma_of="x_hat", axis=0, reduce="sum", gamma_in_dx=True, epsilon_in=True,
+                      variance_divisor="N"):
+    """batchnorm_backward with one mistake."""
+
+    def backward(dout, x, gamma, epsilon=1e-5):
+        n = x.shape[0]
+        mean = x.mean(axis=0)
+        variance = ((x - mean) ** 2).sum(axis=0) / (n if variance_divisor == "N" else n - 1)
+        inverse_std = 1 / np.sqrt(variance + (epsilon if epsilon_in else 0))
+        x_hat = (x - mean) * inverse_std
+        dx_hat = gamma * dout if gamma_in_dx else dout
+        dx = inverse_std * {
+            "both": dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0),
+            "none": dx_hat,
+            "mean only": dx_hat - dx_hat.mean(axis=0),
+            "variance only": dx_hat - x_hat * (dx_hat * x_hat).mean(axis=0),
+            "variance sign": dx_hat - dx_hat.mean(axis=0) + x_hat * (dx_hat * x_hat).mean(axis=0),
+            "sums, no 1/N": n * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat).sum(axis=0),
+        }[dx_terms]
+        total = {"sum": np.sum, "mean": np.mean}[reduce]
+        dgamma = total(dout * (x_hat if dgamma_of == "x_hat" else x), axis=axis)
+        return dx, dgamma, total(dout, axis=axis)
+
+    return backward
+
+
+_WRONG_AXIS = ("you normalise each example over its features (axis=1): batch norm takes each feature's mean and "
+               "variance over the batch, x.mean(axis=0), one value per feature")
+LIKELY_BUGS["batchnorm_forward"] = [
+    (_forward_variant(axis=1), _WRONG_AXIS),
+    (_forward_variant(axis=1, keepdims=True), _WRONG_AXIS),
+    (_forward_variant(normaliser="sqrt(variance)"), "you divide by sqrt(var) without epsilon: add epsilon to the "
+     "variance inside the square root, sqrt(var + epsilon) (a feature constant over the batch would otherwise "
+     "divide 0 by 0)"),
+    (_forward_variant(normaliser="sqrt(variance) + epsilon"), "you divide by sqrt(var) + epsilon: epsilon belongs "
+     "inside the square root, sqrt(var + epsilon), as in torch.nn.BatchNorm1d"),
+    (_forward_variant(normaliser="variance + epsilon"), "you divide by the variance: divide by the standard "
+     "deviation, sqrt(var + epsilon)"),
+    (_forward_variant(new_weight="1 - momentum"), "your running averages give the old value the weight momentum "
+     "and the batch 1 - momentum (CS231n's and Keras' convention): here, as in torch, momentum is the weight of "
+     "the NEW batch statistic, running = (1 - momentum) * running + momentum * batch"),
+    (_forward_variant(update="never"), "your running averages do not move in training mode: each training batch "
+     "moves them towards its statistics, running = (1 - momentum) * running + momentum * batch (they are what "
+     "test mode uses)"),
+    (_forward_variant(update="always"), "your running averages change in test mode: at test time they are only "
+     "used, never updated (return them unchanged)"),
+    (_forward_variant(test_statistics="batch"), "in test mode you normalise with the test batch's own mean and "
+     "variance: use running_mean and running_var, so that an example's output does not depend on the rest of its "
+     "batch (one example alone would come out as beta)"),
+    (_forward_variant(stored_variance="biased"), "your running variance stores the biased batch variance (divided "
+     "by N): torch stores the unbiased one, var * N / (N - 1), while it normalises with the biased one"),
+    (_forward_variant(normalising_variance="unbiased"), "you normalise with the unbiased variance (divided by "
+     "N - 1): normalise with the biased one (divided by N); only the running variance stores the unbiased one"),
+    (_forward_variant(scale_and_shift=False), "your output ignores gamma and beta: after normalising, scale by "
+     "gamma and shift by beta, out = gamma * x_hat + beta"),
+]
+LIKELY_BUGS["batchnorm_backward"] = [
+    (_backward_variant(dx_terms="none"), "your dx treats the batch mean and variance as constants: they depend on "
+     "every x_i, so dx also has the terms - mean(dout) - x_hat * mean(dout * x_hat) (inside "
+     "gamma / sqrt(var + epsilon) * (...))"),
+    (_backward_variant(dx_terms="mean only"), "your dx has the mean's path but not the variance's: subtract "
+     "x_hat * mean(dout * x_hat) too"),
+    (_backward_variant(dx_terms="variance only"), "your dx has the variance's path but not the mean's: subtract "
+     "mean(dout) too"),
+    (_backward_variant(dx_terms="variance sign"), "the variance's term has the wrong sign: dx = gamma / "
+     "sqrt(var + epsilon) * (dout - mean(dout) - x_hat * mean(dout * x_hat)), minus both times"),
+    (_backward_variant(dx_terms="sums, no 1/N"), "your dx is N times too large: with sums instead of means, "
+     "dx = gamma / sqrt(var + epsilon) / N * (N * dout - sum(dout) - x_hat * sum(dout * x_hat)); the 1/N is "
+     "missing"),
+    (_backward_variant(dgamma_of="x"), "your dgamma sums dout * x: gamma multiplies the normalised x_hat, so "
+     "dgamma = sum over the batch of dout * x_hat"),
+    (_backward_variant(axis=1), "your dgamma and dbeta sum over the features (axis=1): sum over the batch "
+     "(axis=0), one value per feature"),
+    (_backward_variant(reduce="mean"), "your dgamma and dbeta are averages over the batch: they are sums (every "
+     "example's output depends on gamma and beta)"),
+    (_backward_variant(gamma_in_dx=False), "your dx is missing the factor gamma: out = gamma * x_hat + beta, so "
+     "the gradient reaching x_hat is gamma * dout"),
+    (_backward_variant(epsilon_in=False), "your backward pass divides by sqrt(var) without epsilon: use "
+     "sqrt(var + epsilon), as the forward pass does"),
+    (_backward_variant(variance_divisor="N - 1"), "your backward pass uses the unbiased variance (divided by "
+     "N - 1): the forward pass normalises with the biased one (divided by N), and its gradient must use the same"),
+]
+
+
+# ---- Notebook 10: freeze the pretrained body, replace the head ------------------------------------------------
+# Each takes (model, num_classes, seed) and returns (new_model, trainable_parameters), as a learner would write it:
+# on a copy of the model, with one mistake.
+
+def _freeze_variant(freeze_body=True, body_eval=True, new_head="seeded", head_frozen=False, whole_model_eval=False,
+                    optimizer_gets="head"):
+    """freeze_body_and_replace_head with one mistake."""
+
+    def freeze_body_and_replace_head(model, num_classes, seed=0):
+        model = copy.deepcopy(model)
+        if freeze_body:
+            for parameter in model.body.parameters():
+                parameter.requires_grad_(False)
+        if body_eval:
+            model.body.eval()
+        if new_head != "none":
+            if new_head == "seeded":
+                torch.manual_seed(seed)
+            model.head = torch.nn.Linear(model.head.in_features, num_classes)
+        if head_frozen:
+            for parameter in model.head.parameters():
+                parameter.requires_grad_(False)
+        if whole_model_eval:
+            model.eval()
+        trainable = model.head.parameters() if optimizer_gets == "head" else model.parameters()
+        return model, list(trainable)
+
+    return freeze_body_and_replace_head
+
+
+LIKELY_BUGS["freeze_body_and_replace_head"] = [
+    (_freeze_variant(new_head="none"), "the head is the pretrained one: the new task has new classes, so replace "
+     "it with a new torch.nn.Linear(model.head.in_features, num_classes), created right after "
+     "torch.manual_seed(seed)"),
+    (_freeze_variant(freeze_body=False), "the body's parameters still require gradients: call "
+     "requires_grad_(False) on every parameter of model.body (otherwise every step computes gradients for them, "
+     "and an optimizer given them would move them)"),
+    (_freeze_variant(optimizer_gets="all"), "you return every parameter of the model for the optimizer: return "
+     "only the new head's, list(model.head.parameters()); the frozen ones have no business in the optimizer"),
+    (_freeze_variant(freeze_body=False, optimizer_gets="all"), "the body is not frozen: its parameters require "
+     "gradients AND go to the optimizer, so training moves them; freeze them (requires_grad_(False)) and return "
+     "only the head's parameters"),
+    (_freeze_variant(body_eval=False), "the body stays in training mode (the model came in training mode): its "
+     "batch-norm layers would normalise with each batch's statistics and keep updating their running averages "
+     "with the new data, although the weights are frozen; put it in eval mode, model.body.eval()"),
+    (_freeze_variant(head_frozen=True), "the new head's parameters do not require gradients either: freeze the "
+     "body only, the head must train"),
+    (_freeze_variant(new_head="unseeded"), "your new head's initial weights are not the ones "
+     "torch.manual_seed(seed) gives: call torch.manual_seed(seed) right before creating the torch.nn.Linear"),
+    (_freeze_variant(whole_model_eval=True), "the new head is in eval mode too: you called model.eval() after "
+     "creating it. Put only the body in eval mode (model.body.eval()); the head trains, and a head with dropout "
+     "or batch norm would behave as at test time"),
 ]

@@ -26,12 +26,27 @@ so nbgrader scores the cell 0) whose message is the diagnosis; in a notebook it 
 ``your_rule(fn)`` gives a widget the learner's function once its exercise passes, and a message until then.
 """
 
+import copy
+import threading
 import warnings
 
 import numpy as np
 import torch
 
-from course_lib import harness, landscapes, measure, optim, second_order, theory, training
+from course_lib import (
+    averaging,
+    batch_norm,
+    data,
+    ensembles,
+    harness,
+    landscapes,
+    measure,
+    optim,
+    second_order,
+    theory,
+    training,
+    transfer,
+)
 from course_lib.exercises import EXERCISES
 from course_lib.trajectories import run
 
@@ -40,10 +55,14 @@ __all__ = [
     "ExerciseError",
     "NotReady",
     "YourFunction",
+    "adapt_with_your_freeze",
     "check",
+    "ema_with_your_update",
+    "ensemble_with_your_predict",
     "judge",
     "lbfgs_with_your_two_loop",
     "predict_and_measure",
+    "train_with_your_batch_norm",
     "train_with_your_shifts",
     "your_dropout_on_average",
     "your_rule",
@@ -64,9 +83,7 @@ def check(name, candidate, suite="visible", quiet=False):
     if not callable(candidate):
         raise ExerciseError(f"{heading}: expected a function, got {type(candidate).__name__}")
     cases = exercise.cases(suite)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a learner's NaN or a numpy-on-tensor call: the verdict says it
-        results = harness.run_all(candidate, cases)
+    results = _run(candidate, cases)
     verdict = judge(exercise, cases, results)
     if verdict is not None:
         raise ExerciseError(f"{heading}: {verdict}")
@@ -80,6 +97,7 @@ def judge(exercise, cases, results, setup=()):
     or does not define the function)."""
     if setup:
         return _describe_setup(exercise, setup[0])
+    results = [(outputs, _not_tolerated(exercise, events)) for outputs, events in results]
     if exercise.properties is not None:
         return _judge_properties(exercise, cases, results)
     expected = _reference_results(exercise, cases)
@@ -91,6 +109,10 @@ def judge(exercise, cases, results, setup=()):
             first_event.setdefault(event["call"], event)
         for index, call in enumerate(spec["calls"]):
             if index in first_event:
+                unfinished = first_event[index].get("type") == "NotImplementedError"
+                explanation = None if unfinished else _likely_bug(exercise, cases, results, expected)
+                if explanation is not None:  # e.g. a variant that changes the same argument in place
+                    return explanation
                 event = {**first_event[index], "earlier_first_steps": started.get(spec["backend"], 0)}
                 return _describe_event(exercise, spec, call, event)
             if call.get("step") == 1:
@@ -98,6 +120,31 @@ def judge(exercise, cases, results, setup=()):
             if _differing(expected[number][0], outputs, index, exercise):
                 return _describe_difference(exercise, cases, results, expected, number, index)
     return None
+
+
+def _not_tolerated(exercise, events):
+    """``events`` without the in-place changes the exercise allows (e.g. a model switched to evaluation mode)."""
+    return [event for event in events
+            if not (event.get("what") == "modified" and event.get("changed") in exercise.tolerated)]
+
+
+def _likely_bug(exercise, cases, results, expected):
+    """The explanation of the first likely bug whose variant gives the learner's outputs on every call of every
+    case and did, at least, whatever the learner's function did besides (raised, changed an argument in place),
+    or None."""
+    for variant, explanation in exercise.likely_bugs:
+        variant_results = _run(variant, cases)
+        if all(_signatures(events) <= _signatures(_not_tolerated(exercise, variant_events))
+               and all(_close(outputs.get(key), variant_outputs.get(key), exercise) for key in reference)
+               for (outputs, events), (variant_outputs, variant_events), (reference, _)
+               in zip(results, variant_results, expected, strict=True)):
+            return explanation
+    return None
+
+
+def _signatures(events):
+    return {(event.get("call"), event.get("what"), event.get("argument"), event.get("changed"), event.get("type"))
+            for event in events}
 
 
 # ---- what happened, in words -------------------------------------------------------------------------------
@@ -108,24 +155,30 @@ def _describe_setup(exercise, event):
                "and torch imported; define the function there under this name."
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
-    hint = ""
-    if event.get("type") in ("NameError", "ModuleNotFoundError", "ImportError"):
-        hint = " The grader runs your exercise's cell on its own, with numpy as np, math and torch imported: " \
-               "everything else the function needs must be defined or imported in that cell (course_lib is " \
-               "not available: it holds the answers)."
+    missing = event.get("type") in ("NameError", "ModuleNotFoundError", "ImportError")
+    hint = f" {_SELF_CONTAINED}" if missing else ""
     return f"running your exercise's cell raised {event['type']}: {event['message']}.{hint}"
+
+
+_SELF_CONTAINED = ("The grader runs your exercise's cell on its own, with numpy as np, math and torch imported: "
+                   "everything else the function needs must be defined or imported in that cell (course_lib is "
+                   "not available: it holds the answers).")
 
 
 def _describe_event(exercise, spec, call, event):
     where, what = call["where"], event["what"]
+    if "output" in event and exercise.results:  # the exercise's names for what its function returns
+        event = {**event, "output": _label(exercise, spec, event["output"])}
     if what == "raised":
         return _describe_raise(exercise, spec, call, event)
     if what == "modified":
-        return _describe_modification(exercise, where, str(event.get("argument")))
+        return _describe_modification(exercise, where, event)
     if what == "returned":
+        if "expected" in event:
+            return f"{where} your function returned {event.get('got')}; it must return {event['expected']}."
         return f"{where} returned {event.get('got')}; a rule returns the pair (next_x, config)."
     if what == "type":
-        tensors = "" if spec["backend"] != "torch" else (
+        tensors = "" if event.get("expected") != "a torch Tensor" else (
             " (a torch Tensor in must give a torch Tensor out: np.zeros_like(x) and other numpy functions turn "
             "tensors into numpy arrays; 0 * x and ** 0.5 keep the type)")
         return (f"{where} returned {event.get('got')} as {event.get('output')}; {event.get('expected')} was "
@@ -143,7 +196,10 @@ def _describe_raise(exercise, spec, call, event):
     if event.get("type") == "NotImplementedError":
         return f"not done yet: write the body of {exercise.name} (it still raises NotImplementedError)."
     message = str(event.get("message", ""))
-    raised = f"{call['where']} your function raised {event.get('type')}: {message.rstrip('.')}"
+    doing = event.get("during", "your function")  # e.g. running the model it returned
+    raised = f"{call['where']} {doing} raised {event.get('type')}: {message.rstrip('.')}"
+    if event.get("type") == "NameError":  # e.g. a module imported in another cell of the notebook
+        return f"{raised}. {_SELF_CONTAINED}"
     rule = spec["kind"] == "rule"
     if rule and "none" in call["config"] and "NoneType" in message:
         return (f"{raised}. A rule is first called as rule(x, dx), with no config at all (the contract): "
@@ -152,14 +208,28 @@ def _describe_raise(exercise, spec, call, event):
         return (f"{raised}. It ran the first step of an earlier run but not of this new one: state left over "
                 "from an earlier run (a global variable, a default argument, an attribute of the function) "
                 "reaches it. Keep every piece of state in config: a new run starts with none.")
-    if spec["backend"] == "torch":
+    for fragment, hint in exercise.error_hints:
+        if fragment in message:
+            return f"{raised}. {hint}"
+    if spec["backend"] == "torch" and spec["kind"] != "model":
         return (f"{raised}. The same function must work on torch tensors (RuleOptimizer and the hidden tests "
                 "pass tensors): numpy-only calls such as x.copy() or np.zeros_like(x) fail or return numpy "
                 "arrays; 0 * x, x * 1 and ** 0.5 work on both.")
     return raised
 
 
-def _describe_modification(exercise, where, argument):
+_CHANGED = {  # what a function of torch models changed in an argument (course_lib.harness's kinds of change)
+    "parameters": "the values of its parameters, {item} first",
+    "buffers": "its buffers (batch norm's running statistics), {item} first",
+    "gradients": "the .grad of its parameters, {item} first",
+    "requires_grad": "the requires_grad flag of {item}",
+    "mode": "the train/eval mode of {item}",
+    "items": "the list itself: its models replaced, added, removed or reordered",
+}
+
+
+def _describe_modification(exercise, where, event):
+    argument = str(event.get("argument"))
     if argument in ("x", "dx"):
         return (f"{where} your function modified its input {argument} in place (e.g. x -= ... or x += ...). "
                 "Build a new array instead: next_x = x - ..., so the caller's arrays stay as they were.")
@@ -170,15 +240,31 @@ def _describe_modification(exercise, where, argument):
     position = int(argument.split()[-1]) - 1
     name = exercise.arguments[position] if position < len(exercise.arguments) else argument
     hint = exercise.hints.get(name, "Build new arrays instead; the caller keeps using its own.")
+    changed = _CHANGED.get(event.get("changed"))
+    if changed:
+        item = str(event.get("item", ""))
+        item = name + (item if item.startswith("[") or not item else f".{item}")
+        name = f"{name} ({changed.format(item=item)})"
     return f"{where} your function changed its argument {name} in place: {hint}"
 
 
 # ---- comparing numbers ----------------------------------------------------------------------------------------
 
-def _reference_results(exercise, cases):
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+_ONE_RUN_AT_A_TIME = threading.Lock()
+
+
+def _run(candidate, cases):
+    """harness.run_all on one torch thread (the cases are small: more threads only add their start-up costs),
+    with warnings silenced (a learner's NaN or a numpy call on a tensor: the verdict says what went wrong). One
+    run at a time in a process: the model kind seeds torch's random generator, which is the whole process's, and
+    the grader judges several exercises at once in threads."""
+    with _ONE_RUN_AT_A_TIME, training.single_thread(), np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return harness.run_all(exercise.reference, cases)
+        return harness.run_all(candidate, cases)
+
+
+def _reference_results(exercise, cases):
+    return _run(exercise.reference, cases)
 
 
 def _keys_of_call(reference_outputs, index):
@@ -203,15 +289,9 @@ def _differing(reference_outputs, outputs, index, exercise):
 
 def _describe_difference(exercise, cases, results, expected, number, index):
     """The learner's value differs from the reference's at call ``index`` of case ``number``: say why."""
-    for variant, explanation in exercise.likely_bugs:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            variant_results = harness.run_all(variant, cases)
-        if all(_close(outputs.get(key), variant_outputs.get(key), exercise)
-               for (outputs, _), (variant_outputs, _), (reference, _) in zip(results, variant_results, expected,
-                                                                             strict=True)
-               for key in reference):
-            return explanation
+    explanation = _likely_bug(exercise, cases, results, expected)
+    if explanation is not None:
+        return explanation
     spec = cases[number][0]
     call = spec["calls"][index]
     differing = _differing(expected[number][0], results[number][0], index, exercise)
@@ -220,12 +300,9 @@ def _describe_difference(exercise, cases, results, expected, number, index):
         state_message = _describe_state_outside_config(exercise, cases, results, expected)
         if state_message:
             return state_message
-    for key in differing:
-        ours, theirs = outputs.get(key), reference[key]
-        if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
-                and not np.isnan(theirs).any():
-            return (f"{call['where']} NaN appeared in {_output_name(key)} (the reference's is finite): a "
-                    "division by zero, or the square root of a negative number?")
+    nan_message = _describe_new_nan(exercise, spec, call, differing, outputs, reference)
+    if nan_message:
+        return nan_message
     total = sum(bool(_differing(reference_outputs, case_outputs, i, exercise))
                 for (case_outputs, _), (reference_outputs, _), case in zip(results, expected, cases, strict=True)
                 for i in range(len(case[0]["calls"])))
@@ -233,19 +310,19 @@ def _describe_difference(exercise, cases, results, expected, number, index):
     tally = f" ({total} of the {calls} calls differ; no likely bug we know of explains all of them)"
     names = [_output_name(key) for key in differing]
     if spec["kind"] == "rule" and "next_x" not in names:
-        missing = [name for name, key in zip(names, differing, strict=True) if outputs.get(key) is None]
-        if missing:
-            state = [_output_name(k) for k in _keys_of_call(reference, index) if not k.endswith(".next_x")]
-            return (f"{call['where']} next_x is right, but config has no {missing}: keep the rule's state in "
-                    f"config under the lecture's names {state}.")
-        key = differing[0]
-        return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
-                f"{_show(reference[key])}{tally}.")
+        return _describe_config_only(call, index, names, differing, outputs, reference, tally)
+    if spec["kind"] == "model":
+        observed = _describe_observations(exercise, spec, call["where"], differing, outputs, reference, tally)
+        if observed:
+            return observed
     key = differing[0]
     ours = outputs.get(key)
-    label = "next_x" if spec["kind"] == "rule" else "your result"
+    label = _label(exercise, spec, _output_name(key))
     if ours is None:
         return f"{call['where']} {label} is missing, expected {_show(reference[key])}{tally}."
+    if np.shape(ours) != np.shape(reference[key]):
+        return (f"{call['where']} {label} has shape {np.shape(ours)}, expected {np.shape(reference[key])}"
+                f"{tally}.")
     return (f"{call['where']} {label} is {_show(ours)}, expected {_show(reference[key])} (largest difference "
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
 
@@ -268,14 +345,25 @@ def _judge_properties(exercise, cases, results):
     expected = [_properties(exercise, case, outputs)
                 for case, (outputs, _) in zip(cases, _reference_results(exercise, cases), strict=True)]
     for number, (case, (outputs, events)) in enumerate(zip(cases, results, strict=True)):
-        spec = case[0]
         if events:
-            event, calls = events[0], spec["calls"]
-            call = calls[event["call"]] if 0 <= event.get("call", -1) < len(calls) else {"where": spec["where"]}
-            return _describe_event(exercise, spec, call, event)
+            return _describe_property_event(exercise, cases, results, number)
         if _labels(_properties(exercise, case, outputs)) != _labels(expected[number]):
             return _describe_property_difference(exercise, cases, results, expected, number)
     return None
+
+
+def _describe_property_event(exercise, cases, results, number):
+    """The answer raised or changed an argument on case ``number``: a likely bug that did the same (and has the
+    answer's labels on every case), or what happened, where."""
+    spec, (_, events) = cases[number][0], results[number]
+    event, calls = events[0], spec["calls"]
+    if event.get("type") != "NotImplementedError":
+        found = [_properties(exercise, case, outputs) for case, (outputs, _) in zip(cases, results, strict=True)]
+        explanation = _likely_bug_by_properties(exercise, cases, results, found, number)
+        if explanation is not None:
+            return explanation
+    call = calls[event["call"]] if 0 <= event.get("call", -1) < len(calls) else {"where": spec["where"]}
+    return _describe_event(exercise, spec, call, event)
 
 
 def _properties(exercise, case, outputs):
@@ -321,39 +409,65 @@ def _describe_property_difference(exercise, cases, results, expected, number):
     """The answer's properties differ from the reference's on case ``number``: name the likely bug whose
     properties are the answer's on every case, or say which property differs first, and where."""
     found = [_properties(exercise, case, outputs) for case, (outputs, _) in zip(cases, results, strict=True)]
-    explanation = _likely_bug_by_properties(exercise, cases, found, number)
+    explanation = _likely_bug_by_properties(exercise, cases, results, found, number)
     if explanation is not None:
         return explanation
     mine, theirs = found[number], expected[number]
-    key = next(key for key in [*theirs, *mine] if _label(mine, key) != _label(theirs, key))
-    differing = sum(_label(a, key) != _label(b, key) for a, b in zip(found, expected, strict=True)
-                    for key in {**b, **a})
+    key = next(key for key in [*theirs, *mine] if _property_label(mine, key) != _property_label(theirs, key))
+    differing = sum(_property_label(a, key) != _property_label(b, key)
+                    for a, b in zip(found, expected, strict=True) for key in {**b, **a})
     total = sum(len({**a, **b}) for a, b in zip(found, expected, strict=True))
     where, name = key
     label, detail = mine.get(key, ("missing", ""))
     shown = f"{label} ({detail})" if detail else label
-    return (f"{where}: {name}: {shown}; expected: {_label(theirs, key) or 'nothing'} ({differing} of the {total} "
-            f"properties differ; no likely bug we know of explains all of them).{DRAW_HINTS.get(name, '')}")
+    expected_label = _property_label(theirs, key) or "nothing"
+    return (f"{where}: {name}: {shown}; expected: {expected_label} ({differing} of the {total} properties differ; "
+            f"no likely bug we know of explains all of them).{DRAW_HINTS.get(name, '')}")
 
 
-def _label(properties, key):
+def _property_label(properties, key):
     return properties[key][0] if key in properties else None
 
 
-def _likely_bug_by_properties(exercise, cases, found, first):
-    """The explanation of the first likely bug whose properties have the answer's labels on every case (the case
-    that differed first is tried first)."""
+def _likely_bug_by_properties(exercise, cases, results, found, first):
+    """The explanation of the first likely bug whose properties have the answer's labels (``found``) on every
+    case and that did, at least, whatever the answer did besides (raised, changed an argument in place), as
+    _likely_bug asks of a deterministic exercise's variants. The case that differed first is tried first, so a
+    variant that differs there costs one run of one case."""
     order = [first, *(number for number in range(len(cases)) if number != first)]
     for variant, explanation in exercise.likely_bugs:
         for number in order:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                outputs, _ = harness.run(variant, cases[number])
-            if _labels(_properties(exercise, cases[number], outputs)) != _labels(found[number]):
+            [(outputs, events)] = _run(variant, [cases[number]])
+            if not _signatures(results[number][1]) <= _signatures(_not_tolerated(exercise, events)) \
+                    or _labels(_properties(exercise, cases[number], outputs)) != _labels(found[number]):
                 break
         else:
             return explanation
     return None
+
+
+def _describe_new_nan(exercise, spec, call, differing, outputs, reference):
+    """A message if a NaN appears in the learner's value where the reference's is finite, else None."""
+    for key in differing:
+        ours, theirs = outputs.get(key), reference[key]
+        if ours is not None and np.shape(ours) == np.shape(theirs) and np.isnan(ours).any() \
+                and not np.isnan(theirs).any():
+            name = _label(exercise, spec, _output_name(key))
+            return (f"{call['where']} NaN appeared in {name} (the reference's is finite): a division by zero, or "
+                    "the square root of a negative number?")
+    return None
+
+
+def _describe_config_only(call, index, names, differing, outputs, reference, tally):
+    """An update rule whose next_x is right and whose config is not: which state is missing or wrong."""
+    missing = [name for name, key in zip(names, differing, strict=True) if outputs.get(key) is None]
+    if missing:
+        state = [_output_name(k) for k in _keys_of_call(reference, index) if not k.endswith(".next_x")]
+        return (f"{call['where']} next_x is right, but config has no {missing}: keep the rule's state in "
+                f"config under the lecture's names {state}.")
+    key = differing[0]
+    return (f"{call['where']} next_x is right but config[{names[0]!r}] is {_show(outputs[key])}, expected "
+            f"{_show(reference[key])}{tally}.")
 
 
 def _describe_state_outside_config(exercise, cases, results, expected):
@@ -381,6 +495,70 @@ def _output_name(key):
     return key.split(".", 1)[1]
 
 
+def _label(exercise, spec, name):
+    """How a message names an output ``name`` (its key without the call's number): a rule's by its name
+    (next_x, velocity, ...); a function's result by the exercise's name for it (``results``) or "your result";
+    an entry of a returned model as "<key> of the model you returned"."""
+    if spec["kind"] == "rule":
+        return name
+    value, _, entry = name.split(":", 1)[0].partition(".")
+    if entry:
+        return f"{entry} of the model you returned"
+    position = value.removeprefix("result")
+    if exercise.results and int(position or 0) < len(exercise.results):
+        return exercise.results[int(position or 0)]
+    return "your result" if position == "" else f"your result [{position}]"
+
+
+# What the model kind observes of a returned model besides its state (course_lib.harness: outputs named
+# "<call>.<result>:<what>:<name>"), most telling first, and how a message says that it differs.
+_OBSERVED = {"others": None, "includes": ("{label} include {names}, which should not be there",
+                                          "{label} leave out {names}"),
+             "requires_grad": ("in {model}, {names} require gradients, expected them frozen",
+                               "in {model}, {names} do not require gradients, expected them to"),
+             "training": ("in {model}, the layers {names} are in training mode, expected eval mode",
+                          "in {model}, the layers {names} are in eval mode, expected training mode")}
+
+
+def _describe_observations(exercise, spec, where, differing, outputs, reference, tally):
+    """What differs in what the model kind observed (requires_grad flags, layers' modes, the parameters handed
+    to an optimizer, the outputs), when that says more than a weight's value; None otherwise."""
+    parsed = [(key, *_output_name(key).split(":", 1)[1].partition(":")[::2]) for key in differing
+              if ":" in _output_name(key)]
+    model = "the model you returned"
+    missing = list(dict.fromkeys(name for key, what, name in parsed if outputs.get(key) is None and name))
+    if missing:
+        return (f"{where} {model} has no {_names(missing)}, which the reference's has (a layer missing, or built "
+                f"differently?){tally}.")
+    flags = [item for item in parsed if item[1] in _OBSERVED]
+    if flags:
+        key, what, _ = min(flags, key=lambda item: list(_OBSERVED).index(item[1]))
+        label = _label(exercise, spec, _output_name(key))
+        if what == "others":
+            return (f"{where} {int(outputs[key])} of the tensors in {label} are not parameters of {model} "
+                    f"(copies, or another model's?): an optimizer must be given the model's own "
+                    f"parameters{tally}.")
+        same = [(k, name) for k, w, name in parsed if w == what]
+        raised = [name for k, name in same if outputs[k] > reference[k]]
+        lowered = [name for k, name in same if outputs[k] < reference[k]]
+        parts = [template.format(label=label, model=model, names=_names(names))
+                 for template, names in zip(_OBSERVED[what], (raised, lowered), strict=True) if names]
+        return f"{where} {'; '.join(parts)}{tally}."
+    if any(":" not in _output_name(key) for key in differing):
+        return None  # a weight or a buffer differs: said as for any returned model
+    key = parsed[0][0]
+    ours, theirs = outputs[key], reference[key]
+    if np.shape(ours) != np.shape(theirs):
+        return f"{where} what {model} computes has shape {np.shape(ours)}, expected {np.shape(theirs)}{tally}."
+    return (f"{where} what {model} computes on the case's inputs is {_show(ours)}, expected {_show(theirs)} "
+            f"(largest difference {_largest_difference(ours, theirs):.3g}){tally}.")
+
+
+def _names(names, shown=4):
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
+
+
 def _show(value):
     return np.array2string(np.asarray(value), precision=4, threshold=6, edgeitems=2)
 
@@ -398,6 +576,9 @@ def _summary(exercise, cases):
     if exercise.kind == "rule":
         return (f"matches the reference on all {calls} calls ({backends}): a first call with no config, runs "
                 "stepped in turn, and a run replayed from a saved config.")
+    if exercise.kind == "model":
+        return (f"matches the reference on all {calls} calls, and changes nothing in its arguments it must leave "
+                "alone.")
     return f"matches the reference on all {calls} inputs ({backends})."
 
 
@@ -543,3 +724,79 @@ def train_with_your_shifts(candidate, dataset, max_shift=5, epochs=40, seed=0):
     print(f"trained with your random_circular_shift (max_shift={max_shift}): train accuracy "
           f"{history.train_accuracy[-1]:.3f}, test accuracy {history.test_accuracy[-1]:.3f}")
     return history.test_accuracy[-1]
+
+
+def ema_with_your_update(candidate, dataset, decay=0.9, epochs=5, learning_rate=0.05):
+    """Once Exercise 6.1 passes: SGD with momentum at a constant rate on ``dataset`` (an MLP, as in claim check
+    23), with two moving averages of the weights updated after every step, one by the learner's ema_update and
+    one by course_lib.averaging.ExponentialAverage; their test losses beside the trained weights'."""
+    if not _passes("ema_update", candidate):
+        return
+    model = training.mlp([dataset.x_train.shape[1], 128, 128, 10], seed=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    library = averaging.ExponentialAverage(model, decay)
+    yours = {"average": copy.deepcopy(model)}
+
+    def your_update(trained, step):
+        yours["average"] = candidate(yours["average"], trained, decay)
+
+    training.train(model, optimizer, dataset, epochs=epochs, on_step=[library, your_update], evaluate_every=None)
+    losses = {label: training.evaluate(network, dataset.x_test, dataset.y_test)[0]
+              for label, network in (("your ema_update", yours["average"]), ("ExponentialAverage", library.model),
+                                     ("the trained weights", model))}
+    for label, loss in losses.items():
+        print(f"{label:20s} test loss after {epochs} epochs: {loss:.3f}")
+    same = all(torch.allclose(mine.double(), theirs.double(), rtol=1e-4, atol=1e-6) for mine, theirs in
+               zip(yours["average"].state_dict().values(), library.model.state_dict().values(), strict=True))
+    print(f"your average's weights are the library's (to float32 round-off): {same}")
+
+
+def ensemble_with_your_predict(candidate, members, dataset):
+    """Once Exercise 6.2 passes: the learner's ensemble_predict on ``members`` (trained models) and the test set
+    of ``dataset``, scored beside course_lib.ensembles' prediction."""
+    if not _passes("ensemble_predict", candidate):
+        return
+    predictions = {"your ensemble_predict": torch.as_tensor(candidate(members, dataset.x_test)).detach(),
+                   "course_lib.ensembles": ensembles.average_probabilities(
+                       ensembles.member_logits(members, dataset.x_test))}
+    for label, probabilities in predictions.items():
+        print(f"{label:22s} on the {len(dataset.y_test)} test signals: accuracy "
+              f"{ensembles.accuracy(probabilities, dataset.y_test):.3f}, NLL "
+              f"{ensembles.negative_log_likelihood(probabilities, dataset.y_test):.3f}")
+
+
+def train_with_your_batch_norm(batchnorm_forward, batchnorm_backward, epochs=3, learning_rate=0.1):
+    """Once Exercises 9.1 and 9.2 pass: notebook 09's network (40 -> 4 x 128 -> 10) trained on MNIST-1D with the
+    learner's two functions in its batch-norm layers, beside the same network with torch.nn.BatchNorm1d
+    (course_lib.batch_norm.beside_torch: same initial weights, same batches, float64)."""
+    if not (_passes("batchnorm_forward", batchnorm_forward) and _passes("batchnorm_backward", batchnorm_backward)):
+        return
+    mnist1d = data.mnist1d()
+    runs = batch_norm.beside_torch(batchnorm_forward, batchnorm_backward, mnist1d, epochs=epochs,
+                                   learning_rate=learning_rate)
+    for label, name in (("yours", "your batchnorm_forward and batchnorm_backward"),
+                        ("torch", "torch.nn.BatchNorm1d")):
+        print(f"{name:46s}: test accuracy {runs[label][1].test_accuracy[-1]:.3f} after {epochs} epochs of SGD "
+              f"at rate {learning_rate:g}")
+    with torch.no_grad():
+        inputs = mnist1d.x_test.double()
+        difference = (runs["yours"][0](inputs) - runs["torch"][0](inputs)).abs().max().item()
+    print(f"the two trained networks' test outputs agree to 1e-8: {difference < 1e-8}")
+
+
+def adapt_with_your_freeze(freeze_body_and_replace_head, count=10, seed=0):
+    """Once Exercise 10.1 passes: the regime "frozen body + new head" of notebook 10 run with the learner's
+    function (course_lib.transfer.adapt) on ``count`` labelled examples per class, beside the shipped table's run
+    of the same setting (made with the reference)."""
+    if not _passes("freeze_body_and_replace_head", freeze_body_and_replace_head):
+        return
+    pretrained = transfer.pretrained_cnn()
+    labelled = data.mnist1d().classes_only(transfer.TARGET_CLASSES).per_class(count, seed)
+    regime = "frozen body + new head"
+    model, history = transfer.adapt(pretrained, labelled, regime, seed=seed, freeze=freeze_body_and_replace_head)
+    body_kept = all(torch.equal(a, b) for a, b in zip(model.body.state_dict().values(),
+                                                       pretrained.body.state_dict().values(), strict=True))
+    print(f"{regime}, N = {count} per class, with your function: test accuracy {history.test_accuracy[-1]:.3f} "
+          f"(the shipped table's run: {transfer.shipped_table().run(regime, count, seed):.3f})")
+    print(f"after {len(history.step_loss)} steps of Adam the body's weights and batch-norm statistics are the "
+          f"pretrained ones: {body_kept}")

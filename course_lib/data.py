@@ -15,7 +15,7 @@ import torch
 
 from course_lib.validation import is_integer, require
 
-__all__ = ["DATA_DIR", "Dataset", "digits", "mnist1d"]
+__all__ = ["DATA_DIR", "Dataset", "digits", "mnist1d", "verified"]
 
 DATA_DIR = Path(os.environ.get("COURSE_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
 
@@ -105,5 +105,15 @@ def _verified(filename):
     expected = dict(line.split()[::-1] for line in (DATA_DIR / "SHA256SUMS").read_text().splitlines() if line)
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if expected.get(filename) != actual:
-        raise ValueError(f"{path} does not match its sha256 in data/SHA256SUMS: the file is damaged or stale")
+        raise ValueError(f"{path} does not match its sha256 in data/SHA256SUMS: the file is damaged or stale "
+                         "(data/README.md says which script regenerates it)")
     return path
+
+
+def verified(filename):
+    """The path of the shipped file ``data/<filename>``, after checking its sha256 against data/SHA256SUMS.
+
+    A missing file raises FileNotFoundError, a file whose hash differs (damaged, tampered with, or regenerated
+    without updating SHA256SUMS) raises ValueError: nothing unverified is ever loaded.
+    """
+    return _verified(filename)

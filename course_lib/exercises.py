@@ -17,11 +17,24 @@ every right answer has whatever it draws (see "Random exercises" below).
 """
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from course_lib import augmentation, optim, regularization, schedules, second_order, theory
+from course_lib import (
+    augmentation,
+    averaging,
+    batch_norm,
+    ensembles,
+    optim,
+    regularization,
+    schedules,
+    second_order,
+    theory,
+    transfer,
+)
 from course_lib.bugs import LIKELY_BUGS
 
 __all__ = ["EXERCISES", "FAILURE_PROBABILITY", "Exercise", "random_circular_shift", "share_tolerance"]
@@ -33,13 +46,16 @@ class Exercise:
 
     name: str
     number: str  # as the notebooks number it, e.g. "3.2"
-    kind: str  # "rule" or "function": how course_lib.harness calls it
+    kind: str  # "rule", "function" or "model": how course_lib.harness calls it
     reference: object
     build_cases: object  # suite name -> list of cases
     arguments: tuple = ()  # the argument names, to say which one a learner changed in place
     rtol: float = 1e-8
     atol: float = 1e-10
     hints: dict = field(default_factory=dict)  # argument name -> what to do instead of changing it in place
+    tolerated: frozenset = frozenset()  # in-place changes allowed (kinds of course_lib.harness, e.g. "mode")
+    error_hints: tuple = ()  # (part of an error message, what usually causes it in this exercise)
+    results: tuple = ()  # the names of the values a function returns as a tuple, for the messages
     # A random exercise: properties(case, outputs) -> (form, measured), two dicts {(where, property): (label,
     # detail)} whose labels the judge compares (see "Random exercises"); None: the outputs are compared value by
     # value with the reference's.
@@ -505,6 +521,84 @@ _DROPOUT_HINTS = {"x": "x *= mask or x[mask] = 0 changes the caller's activation
 _SHIFT_HINTS = {"signals": "the caller's training data would change at every call. Build a new array: "
                            "np.roll(signal, shift) returns a new one; stack them with np.stack."}
 
+
+# ---- batch norm's forward and backward passes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch-norm setting: x of shape (n, d) around ``offset`` with spread ``spread``; ``constant``: a feature
+    that is constant over the batch (a power of 2, so its mean is exact and x - mean is exactly 0)."""
+
+    n: int
+    d: int
+    epsilon: float
+    momentum: float
+    spread: float = 3.0
+    offset: float = 2.0
+    constant: int | None = None
+
+    def arrays(self, rng, key):
+        x = self.offset + self.spread * rng.standard_normal((self.n, self.d))
+        if self.constant is not None:
+            x[:, self.constant] = 1.5
+        return {f"x {key}": x, f"gamma {key}": rng.uniform(0.5, 2.0, self.d),
+                f"beta {key}": rng.standard_normal(self.d), f"running_mean {key}": rng.standard_normal(self.d),
+                f"running_var {key}": rng.uniform(0.5, 2.0, self.d),
+                f"dout {key}": rng.standard_normal((self.n, self.d))}
+
+    def describe(self):
+        notes = [f"x of shape ({self.n}, {self.d})"]
+        if self.spread < 1:
+            notes.append(f"features of small variance (spread {self.spread:g})")
+        if abs(self.offset) >= 100:
+            notes.append(f"x around {self.offset:g}")
+        if self.constant is not None:
+            notes.append(f"feature {self.constant} constant over the batch")
+        return ", ".join(notes)
+
+
+def _forward_case(batches, seed, modes=("training", "test")):
+    """batchnorm_forward in the given modes on each batch, numpy."""
+    rng = np.random.default_rng(seed)
+    arrays, calls = {}, []
+    for key, batch in enumerate(batches):
+        arrays.update(batch.arrays(rng, key))
+        names = [{"array": f"{name} {key}"} for name in ("x", "gamma", "beta", "running_mean", "running_var")]
+        for mode in modes:
+            where = (f"in {mode} mode, {batch.describe()}, momentum={batch.momentum:g}, "
+                     f"epsilon={batch.epsilon:g}")
+            calls.append(([*names, {"number": batch.momentum}, {"number": batch.epsilon},
+                           {"boolean": mode == "training"}], where))
+    return function_case("numpy", calls, arrays, returns="array")
+
+
+def _backward_case(batches, seed):
+    rng = np.random.default_rng(seed)
+    arrays, calls = {}, []
+    for key, batch in enumerate(batches):
+        arrays.update(batch.arrays(rng, key))
+        calls.append(([{"array": f"dout {key}"}, {"array": f"x {key}"}, {"array": f"gamma {key}"},
+                       {"number": batch.epsilon}], f"with {batch.describe()}, epsilon={batch.epsilon:g}"))
+    return function_case("numpy", calls, arrays, returns="array")
+
+
+# The visible batches: a typical one, and one with a large epsilon against features of small variance, where the
+# epsilon mistakes change the results by far more than rounding (with epsilon = 1e-5, by ~1e-5 only). N != D
+# everywhere, so that a sum over the wrong axis cannot have the right shape.
+_BATCHES = (_Batch(16, 5, 1e-5, 0.1), _Batch(4, 7, 0.5, 0.3, spread=0.5))
+_MORE_BATCHES = (_Batch(2, 3, 1e-3, 0.9), _Batch(64, 1, 1e-5, 0.0, spread=1.0, offset=1000.0),
+                 _Batch(8, 4, 1e-5, 1.0, constant=2), _Batch(3, 8, 0.1, 0.5))
+_ONE_EXAMPLE = _Batch(1, 6, 1e-5, 0.1)  # test mode only: one example predicted on its own
+
+
+_BATCH_NORM_HINTS = {
+    "running_mean": "return a new array instead, new_running_mean = (1 - momentum) * running_mean + momentum * "
+                    "mean; the layer that calls the function decides when to store it.",
+    "running_var": "return a new array instead, new_running_var = (1 - momentum) * running_var + momentum * "
+                   "unbiased_variance; the layer that calls the function decides when to store it.",
+}
+
+
 _TWO_LOOP_HINTS = {
     "gradient": "q = gradient, then q -= ...: both names are the same array. Write q = q - alpha * y, which "
                 "builds a new array.",
@@ -512,6 +606,221 @@ _TWO_LOOP_HINTS = {
                  "after this call: loop over reversed(s_history) instead, and build new vectors.",
     "y_history": "e.g. with .reverse(), .pop(), or -= on one of its vectors. L-BFGS keeps using the history "
                  "after this call: loop over reversed(y_history) instead, and build new vectors.",
+}
+
+# ---- functions of small torch models (notebook 06) ------------------------------------------------------------
+
+def model_case(calls, arrays, returns, observe=()):
+    """A case for a function of torch models (kind "model" of course_lib.harness): ``calls`` is a list of
+    (arguments, where) or (arguments, where, extra), with arguments as the harness takes them (``{"model":
+    network}``, ``{"models": [networks]}``, ``{"array": name}``, ``{"number": v}``) and extra the call's
+    "inputs" and "seed"; ``returns`` is "model", "array", or a list of them and "parameters" (a tuple);
+    ``observe``: what to see of a returned model besides its state ("requires_grad", "modes")."""
+    spec = {"kind": "model", "backend": "torch", "returns": returns if isinstance(returns, str) else list(returns),
+            "calls": [{"args": list(arguments), "where": where, **(extra[0] if extra else {})}
+                      for arguments, where, *extra in calls]}
+    if observe:
+        spec["observe"] = list(observe)
+    return spec, arrays
+
+
+def _layers(layers):
+    return torch.nn.Sequential(*(getattr(torch.nn, layer)(*arguments) for layer, *arguments in layers))
+
+
+def _architecture(layers):
+    return "-".join(f"{layer}({', '.join(map(str, arguments))})" if arguments else layer
+                    for layer, *arguments in layers)
+
+
+def _random_state(rng, layers):
+    """Random entries for every item of the state_dict of ``layers``: weights of scale 1.5 / sqrt(fan-in),
+    running means around 0, running variances in (0.5, 2), a count of batches."""
+    state = {}
+    for key, value in _layers(layers).state_dict().items():
+        shape = tuple(value.shape)
+        if key.endswith("num_batches_tracked"):
+            state[key] = np.array(rng.integers(10, 100), dtype=float)
+        elif key.endswith("running_var"):
+            state[key] = rng.uniform(0.5, 2.0, shape)
+        elif key.endswith("weight") and len(shape) == 2:
+            state[key] = 1.5 * rng.standard_normal(shape) / math.sqrt(shape[1])
+        else:
+            state[key] = 0.5 * rng.standard_normal(shape)
+    return state
+
+
+def _network(layers, prefix, arrays, state, gradients=None, dtype="float64", training=True):
+    """Put ``state`` (and the parameters' gradients) into ``arrays`` under ``prefix``; the harness's network."""
+    arrays.update({f"{prefix}/{key}": value for key, value in state.items()})
+    arrays.update({f"{prefix}/{name}.grad": value for name, value in (gradients or {}).items()})
+    return {"layers": [layer if isinstance(layer, dict) else list(layer) for layer in layers], "state": prefix,
+            "dtype": dtype, "training": training}
+
+
+def _ema_case(layers, decays, seed, dtype="float64", training=True, average_gradients=False):
+    """An average and a trained model a few steps apart (other weights, other running statistics, one more batch
+    counted), the trained model's .grad set (and the average's, if ``average_gradients``); one call per decay."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    average = _random_state(rng, layers)
+    parameters = [name for name, _ in _layers(layers).named_parameters()]
+    trained = {key: value + 0.5 * rng.standard_normal(np.shape(value)) if key in parameters else value
+               for key, value in average.items()}
+    statistics = _random_state(rng, layers)
+    trained.update({key: statistics[key] for key in average if key.endswith(("running_mean", "running_var"))})
+    trained.update({key: value + 1 for key, value in average.items() if key.endswith("num_batches_tracked")})
+
+    def gradients():
+        return {name: rng.standard_normal(np.shape(average[name])) for name in parameters}
+
+    average_network = _network(layers, "average", arrays, average, gradients() if average_gradients else None,
+                               dtype)
+    trained_network = _network(layers, "model", arrays, trained, gradients(), dtype, training)
+    where = (f"{_architecture(layers)} ({dtype}; the trained model in {'training' if training else 'evaluation'} "
+             f"mode, its .grad set{'; the average with .grad set too' if average_gradients else ''})")
+    calls = [([{"model": average_network}, {"model": trained_network}, {"number": decay}],
+              f"with decay = {decay:g}, for the network {where}") for decay in decays]
+    return model_case(calls, arrays, "model")
+
+
+def ema_update(average_model, model, decay):
+    """The reference of Exercise 6.1: a new model, the average's parameters moved towards the trained model's
+    (course_lib.averaging's exponential moving average), its buffers copied from the trained model."""
+    average = averaging.ExponentialAverage(average_model, decay)
+    average.update(model)
+    return average.model
+
+
+def _ensemble_case(members, layers, batches, seed, dtype="float64", modes=None):
+    """``members`` models with random weights and running statistics, in training mode unless ``modes`` (one
+    bool per member: training?) says otherwise; one call per batch of random inputs (``batches``: their sizes)."""
+    rng = np.random.default_rng(seed)
+    modes = [True] * members if modes is None else modes
+    arrays = {f"inputs {number}": rng.standard_normal((examples, layers[0][1]))
+              for number, examples in enumerate(batches)}
+    networks = [_network(layers, f"member {k}", arrays, _random_state(rng, layers), dtype=dtype, training=mode)
+                for k, mode in enumerate(modes)]
+    if all(modes):
+        left = "all left in training mode"
+    else:
+        left = f"{sum(modes)} left in training mode and {len(modes) - sum(modes)} in evaluation mode"
+    models = f"{members} model{'s' if members > 1 else ''} {_architecture(layers)} ({left})"
+    calls = [([{"models": networks}, {"array": f"inputs {number}", "dtype": dtype}],
+              f"for {models}, on {examples} input{'s' if examples > 1 else ''} ({dtype})")
+             for number, examples in enumerate(batches)]
+    return model_case(calls, arrays, "array")
+
+
+def ensemble_predict(models, inputs):
+    """The reference of Exercise 6.2: the mean over the models of softmax(model(inputs)), each in evaluation
+    mode (course_lib.ensembles)."""
+    return ensembles.average_probabilities(ensembles.member_logits(models, inputs))
+
+
+_BATCH_NORM_NET = (("Linear", 4, 6), ("BatchNorm1d", 6), ("ReLU",), ("Dropout", 0.3), ("Linear", 6, 3))
+_PLAIN_NET = (("Linear", 3, 5), ("ReLU",), ("Linear", 5, 2))
+_DEEP_NET = (("Linear", 6, 8), ("BatchNorm1d", 8), ("Tanh",), ("Linear", 8, 8), ("BatchNorm1d", 8), ("ReLU",),
+             ("Linear", 8, 4))
+_WIDE_NET = (("Linear", 20, 32), ("ReLU",), ("Dropout", 0.5), ("Linear", 32, 10))
+_DROPOUT_MEMBER = (("Linear", 5, 16), ("ReLU",), ("Dropout", 0.5), ("Linear", 16, 4))
+_BATCH_NORM_MEMBER = (("Linear", 3, 8), ("BatchNorm1d", 8), ("ReLU",), ("Linear", 8, 3))
+_WIDE_MEMBER = (("Linear", 6, 12), ("ReLU",), ("Dropout", 0.2), ("Linear", 12, 10))
+_BOTH_MEMBER = (("Linear", 4, 10), ("BatchNorm1d", 10), ("ReLU",), ("Dropout", 0.3), ("Linear", 10, 5))
+
+# ---- freezing a pretrained body (notebook 10) ------------------------------------------------------------------
+
+# torch.nn layers -> the attributes that hold their constructor's positional arguments
+_LAYER_ARGUMENTS = {"Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding"),
+                    "Linear": ("in_features", "out_features"), "BatchNorm1d": ("num_features", "eps", "momentum"),
+                    "ReLU": (), "Dropout": ("p",), "Flatten": ("start_dim", "end_dim"),
+                    "Unflatten": ("dim", "unflattened_size"), "AdaptiveAvgPool1d": ("output_size",)}
+
+
+def layers_of(model):
+    """The layers of ``model`` as course_lib.harness describes them: ``model`` is a container whose forward
+    applies its children in turn (torch.nn.Sequential; transfer.SmallCNN, head(body(x))), built of the layers of
+    ``_LAYER_ARGUMENTS`` and of such containers; named children keep their names (model.body, model.head)."""
+    entries = []
+    for name, child in model.named_children():
+        kind = type(child).__name__
+        if kind in _LAYER_ARGUMENTS:
+            entry = [kind, *(_plain(getattr(child, attribute)) for attribute in _LAYER_ARGUMENTS[kind])]
+            entries.append(entry if name.isdigit() else {"name": name, "layer": entry})
+        else:
+            entries.append({"name": name, "layers": layers_of(child)})
+    return entries
+
+
+def _plain(value):
+    return [_plain(item) for item in value] if isinstance(value, tuple | list) else value
+
+
+def _state_of(model):
+    return {key: value.detach().double().numpy() for key, value in model.state_dict().items()}
+
+
+def _mlp_with_dropout(seed):
+    """A small network shaped like the pretrained CNN (a body, then a linear head) with batch norm and dropout in
+    its body, its running averages moved away from their initial values by one batch."""
+    torch.manual_seed(seed)
+    body = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                               torch.nn.Dropout(0.3), torch.nn.Linear(8, 8), torch.nn.ReLU())
+    model = torch.nn.Sequential(OrderedDict(body=body, head=torch.nn.Linear(8, 3)))
+    with torch.no_grad():
+        model.train()(torch.randn(16, 6) * 2 + 1)
+    return model
+
+
+def _freeze_case(more):
+    """Exercise 10.1's cases: the pretrained CNN handed over in training mode and in eval mode; with ``more``, a
+    small network with dropout (mode-dependent layers everywhere) and other class counts and seeds. Building
+    them leaves torch's random generator as it was (a check must not reseed the learner's notebook)."""
+    with torch.random.fork_rng(devices=[]):
+        return _freeze_cases(more)
+
+
+def _freeze_cases(more):
+    rng = np.random.default_rng(100 + more)
+    arrays = {"signals": rng.standard_normal((12, 40)), "features": rng.standard_normal((10, 6))}
+    pretrained = transfer.pretrained_cnn()
+    models = {"CNN": (pretrained, "the pretrained CNN (Conv1d-BatchNorm1d-ReLU body, head Linear(32, 5))",
+                      "signals"),
+              "MLP": (_mlp_with_dropout(5), "a network with dropout (Linear-BatchNorm1d-ReLU-Dropout-Linear-ReLU "
+                                            "body, head Linear(8, 3))", "features")}
+
+    def call(model, training, num_classes, seed, harness_seed):
+        network, described, inputs = models[model]
+        prefix = f"{model} in {'training' if training else 'eval'} mode"
+        description = _network(layers_of(network), prefix, arrays, _state_of(network), dtype="float32",
+                               training=training)
+        where = (f"for {described}, handed over in {'training' if training else 'eval'} mode, "
+                 f"num_classes={num_classes}, seed={seed}")
+        return ([{"model": description}, {"integer": num_classes}, {"integer": seed}], where,
+                {"inputs": inputs, "seed": harness_seed})
+
+    if not more:
+        calls = [call("CNN", True, 5, 3, 10), call("CNN", False, 3, 0, 11)]
+    else:
+        calls = [call("MLP", True, 2, 7, 12), call("MLP", False, 4, 1, 13), call("CNN", True, 10, 12, 14)]
+    return [model_case(calls, arrays, ("model", "parameters"), observe=("requires_grad", "modes"))]
+
+
+_FREEZE_HINTS = {
+    "model": "it is the caller's model (the pretrained network, which the notebook uses again): change a copy, "
+             "model = copy.deepcopy(model), as the exercise's first line does.",
+}
+
+_EMA_HINTS = {
+    "average_model": "the caller's previous average changed too. Start from a copy, new_average = "
+                     "copy.deepcopy(average_model), and write only into it.",
+    "model": "training goes on from the trained model, so it must stay exactly as it was (weights, .grad, "
+             "buffers, train/eval mode). Only read it; write into your copy of the average.",
+}
+_ENSEMBLE_HINTS = {
+    "models": "predicting must leave the list of models, their weights and their buffers as they were "
+              "(switching the models to evaluation mode with model.eval() is fine).",
+    "inputs": "build new tensors instead (x = inputs * 2, not inputs *= 2); the caller keeps using its inputs.",
 }
 
 EXERCISES = {exercise.name: exercise for exercise in (
@@ -545,6 +854,26 @@ EXERCISES = {exercise.name: exercise for exercise in (
                                        _two_loop_case("numpy", (2, 12), 10, 52),
                                        _two_loop_case("torch", (3,), 2, 53)]),
              ("gradient", "s_history", "y_history"), hints=_TWO_LOOP_HINTS),
+    Exercise("ema_update", "6.1", "model", ema_update,
+             visible_and_more(lambda: [_ema_case(_BATCH_NORM_NET, (0.9, 0.99), 60),
+                                       _ema_case(_PLAIN_NET, (0.75,), 61, average_gradients=True)],
+                              lambda: [_ema_case(_DEEP_NET, (0.0, 0.3, 0.999), 62, "float32", training=False,
+                                                 average_gradients=True),
+                                       _ema_case(_WIDE_NET, (0.995, 0.9), 63)]),
+             ("average_model", "model", "decay"), rtol=1e-5, atol=1e-6, hints=_EMA_HINTS,
+             error_hints=(("can't be cast to the desired output type Long",
+                           "That is batch norm's num_batches_tracked, an integer buffer, changed in place by "
+                           "float arithmetic (e.g. mul_(decay)). Buffers are not averaged anyway: copy them from "
+                           "the trained model, kept.copy_(live)."),)),
+    Exercise("ensemble_predict", "6.2", "model", ensemble_predict,
+             visible_and_more(lambda: [_ensemble_case(3, _DROPOUT_MEMBER, (12, 5), 70),
+                                       _ensemble_case(2, _BATCH_NORM_MEMBER, (10,), 71)],
+                              lambda: [_ensemble_case(1, _DROPOUT_MEMBER, (7,), 72),
+                                       _ensemble_case(5, _WIDE_MEMBER, (20, 9), 73,
+                                                      modes=[True, False, True, False, True]),
+                                       _ensemble_case(4, _BOTH_MEMBER, (16,), 74, "float32"),
+                                       _ensemble_case(3, _DROPOUT_MEMBER, (1,), 75)]),
+             ("models", "inputs"), rtol=1e-5, atol=1e-6, hints=_ENSEMBLE_HINTS, tolerated=frozenset({"mode"})),
     Exercise("inverted_dropout", "7.1", "function", regularization.inverted_dropout,
              visible_and_more(lambda: [_dropout_case((300, 200), [(0.3, True), (0.3, False), (0.8, True),
                                                                    (0.8, False)], 71, repeat=True)],
@@ -561,4 +890,17 @@ EXERCISES = {exercise.name: exercise for exercise in (
              ("signals", "max_shift", "rng"), hints=_SHIFT_HINTS, properties=_shift_properties,
              passes_when="every row its own signal rolled circularly, a shift per row, every shift from "
                          "-max_shift to max_shift about equally often, draws from rng"),
+    Exercise("batchnorm_forward", "9.1", "function", batch_norm.batchnorm_forward,
+             visible_and_more(lambda: [_forward_case(_BATCHES, 90)],
+                              lambda: [_forward_case(_MORE_BATCHES, 91),
+                                       _forward_case((_ONE_EXAMPLE,), 92, modes=("test",))]),
+             ("x", "gamma", "beta", "running_mean", "running_var", "momentum", "epsilon", "training"),
+             hints=_BATCH_NORM_HINTS, results=("out", "new_running_mean", "new_running_var")),
+    Exercise("batchnorm_backward", "9.2", "function", batch_norm.batchnorm_backward,
+             visible_and_more(lambda: [_backward_case(_BATCHES, 93)], lambda: [_backward_case(_MORE_BATCHES, 94)]),
+             ("dout", "x", "gamma", "epsilon"), results=("dx", "dgamma", "dbeta")),
+    Exercise("freeze_body_and_replace_head", "10.1", "model", transfer.freeze_body_and_replace_head,
+             visible_and_more(lambda: _freeze_case(False), lambda: _freeze_case(True)),
+             ("model", "num_classes", "seed"), rtol=1e-6, atol=1e-7, hints=_FREEZE_HINTS,
+             results=("the model", "the parameters to train")),
 )}

@@ -1,8 +1,25 @@
-"""Measurements on trajectories and random Hessians, for the claim checks in the notebooks."""
+"""Measurements on trajectories and random Hessians, for the claim checks in the notebooks.
+
+Each measurement takes a ``course_lib.trajectories.Trajectory`` (or a curve); ``overshoots`` and
+``valley_rates`` are the sweeps several notebooks make: one run per setting, one measurement per run.
+"""
 
 import numpy as np
 
-__all__ = ["convergence_rate", "drops_at", "overshoot", "saddle_share", "steps_near", "steps_to_reach"]
+from course_lib import landscapes
+from course_lib.trajectories import run
+
+__all__ = [
+    "convergence_rate",
+    "drops_at",
+    "overshoot",
+    "overshoots",
+    "running_mean",
+    "saddle_share",
+    "steps_near",
+    "steps_to_reach",
+    "valley_rates",
+]
 
 
 def convergence_rate(trajectory, target, floor=1e-11):
@@ -34,6 +51,28 @@ def overshoot(trajectory, target):
     start_distance = np.linalg.norm(offsets[0])
     direction = offsets[0] / start_distance
     return float(max(0.0, -(offsets @ direction).min()) / start_distance)
+
+
+def overshoots(rule, landscape, learning_rates, steps=1500, **config):
+    """``overshoot`` of ``rule`` on ``landscape`` (from its start, towards its global minimum) at each learning
+    rate; ``config`` holds the rule's other hyperparameters (e.g. rho=0.9)."""
+    return [overshoot(run(rule, landscape, steps=steps, config={**config, "learning_rate": learning_rate}),
+                      landscape.global_minimum) for learning_rate in learning_rates]
+
+
+def valley_rates(rule, kappas, tuned, steps):
+    """The ``convergence_rate`` of ``rule`` on ``ill_conditioned_quadratic(kappa)`` for each kappa, and the runs.
+
+    ``tuned(largest, smallest)`` gives the rule's config from the valley's extreme curvatures (1 and 1/kappa),
+    e.g. ``theory.momentum_best_hyperparameters``. Returns (rates, trajectories), one of each per kappa.
+    """
+    rates, trajectories = [], []
+    for kappa in kappas:
+        valley = landscapes.ill_conditioned_quadratic(kappa)
+        trajectory = run(rule, valley, steps=steps, config=tuned(1.0, 1.0 / kappa))
+        rates.append(convergence_rate(trajectory, valley.global_minimum))
+        trajectories.append(trajectory)
+    return rates, trajectories
 
 
 def steps_to_reach(trajectory, target, tolerance):
@@ -76,3 +115,12 @@ def drops_at(losses, boundaries, window):
         before, earlier, after = (losses[a:a + window].mean() for a in (b - window, b - 2 * window, b))
         result.append((before / after, earlier / before))
     return result
+
+
+def running_mean(values, window):
+    """The mean of every ``window`` consecutive values: a noisy curve (losses step by step) smoothed, shorter by
+    window - 1. Fewer values than ``window`` are returned as they are."""
+    values = np.asarray(values, dtype=float)
+    if values.size < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")

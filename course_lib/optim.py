@@ -13,7 +13,8 @@ Every rule follows one contract (the one CS231n's optim.py uses):
 - The rule returns the next point and a new config with the updated state. It never modifies ``x``, ``dx`` or
   the caller's ``config`` in place, so a run can be replayed from any saved config.
 - A hyperparameter outside its valid range, or a ``dx`` whose shape differs from ``x``, raises ``ValueError``
-  naming the parameter and its range.
+  naming the parameter and its range. ``learning_rate`` may be 0 (the step is then 0, as in torch.optim):
+  schedules such as cosine annealing end there.
 
 ``RuleOptimizer`` wraps any rule as a ``torch.optim.Optimizer``, so the same code trains real torch models and
 is driven by ``torch.optim.lr_scheduler``.
@@ -24,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from .validation import is_real
+from course_lib.validation import is_real
 
 __all__ = [
     "DEFAULTS",
@@ -61,8 +62,9 @@ def with_defaults(rule_name, config=None):
 
 def _validate_hyperparameters(config):
     learning_rate = config.get("learning_rate")
-    if learning_rate is not None and not (is_real(learning_rate) and 0 < learning_rate < math.inf):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    # 0 is a learning rate (torch accepts it too): a schedule such as cosine annealing ends there.
+    if learning_rate is not None and not (is_real(learning_rate) and 0 <= learning_rate < math.inf):
+        raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
     for name in _UNIT_INTERVAL:
         value = config.get(name)
         if value is not None and not (is_real(value) and 0 <= value < 1):
@@ -199,29 +201,15 @@ def adam(x, dx, config=None):
     x, dx, config = _prepare("adam", x, dx, config)
     beta1, beta2 = config["beta1"], config["beta2"]
     t = config.get("t", 0) + 1
-    # Every array below is made once and then updated in place (never x, dx or config's state): on a million
-    # parameters each array not allocated is a pass over memory saved. beta*a + (1-beta)*b is written
-    # a + (1-beta)*(b - a), the form torch's lerp uses, to need one new array instead of two.
-    first_moment = _state(config, "first_moment", x)
-    new_first_moment = dx - first_moment
-    new_first_moment *= 1 - beta1
-    new_first_moment += first_moment
-    second_moment = _state(config, "second_moment", x)
-    new_second_moment = dx * dx
-    new_second_moment -= second_moment
-    new_second_moment *= 1 - beta2
-    new_second_moment += second_moment
-    config.update(t=t, first_moment=new_first_moment, second_moment=new_second_moment)
-    step_size, step = config["learning_rate"], _sqrt(new_second_moment)
+    first_moment = beta1 * _state(config, "first_moment", x) + (1 - beta1) * dx
+    second_moment = beta2 * _state(config, "second_moment", x) + (1 - beta2) * dx * dx
+    config.update(t=t, first_moment=first_moment, second_moment=second_moment)
     if config["bias_correction"]:
-        # The corrections are scalars: fold them into the step size and the root rather than dividing arrays.
-        step_size /= 1 - beta1**t
-        step /= math.sqrt(1 - beta2**t)
-    step += config["epsilon"]
-    step **= -1
-    step *= step_size
-    step *= new_first_moment  # step = step_size * first_moment / (root + epsilon)
-    return x - step, config
+        first_unbiased = first_moment / (1 - beta1**t)
+        second_unbiased = second_moment / (1 - beta2**t)
+    else:
+        first_unbiased, second_unbiased = first_moment, second_moment
+    return x - config["learning_rate"] * first_unbiased / (_sqrt(second_unbiased) + config["epsilon"]), config
 
 
 RULES = {rule.__name__: rule for rule in (sgd, sgd_momentum, nesterov, adagrad, rmsprop, adam)}
@@ -260,6 +248,11 @@ class RuleOptimizer(torch.optim.Optimizer):
     The learning rate lives in each param group's ``'lr'`` (as in every torch optimizer), so
     ``torch.optim.lr_scheduler`` schedulers drive it; the other hyperparameters keep the lecture's names.
     Each parameter keeps its own rule state in ``optimizer.state[p]['config']``.
+
+    Speed: the rules are written for reading, as their formulas, and return new arrays (the contract), so one
+    step allocates where torch.optim updates in place. At the sizes the notebooks train, a training cell takes
+    about as long as with torch.optim (``make bench``, budget 1.5x); at a million parameters a step of
+    ``RuleOptimizer(adam)`` takes several times torch's Adam.
     """
 
     def __init__(self, params, rule, **hyperparameters):

@@ -16,13 +16,20 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 
-__all__ = ["COLORS", "OKABE_ITO", "AugmentationPicture", "DropoutPicture", "NotebookFigure", "RacePicture",
-           "SchedulePicture", "curve_figure", "draw_landscape", "pooling_windows_figure"]
+__all__ = ["COLORS", "COLOURS", "LINE_STYLES", "OKABE_ITO", "AugmentationPicture", "DropoutPicture",
+           "NotebookFigure", "RacePicture", "SchedulePicture", "curve_figure", "draw_landscape",
+           "pooling_windows_figure"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 GRID_POINTS = 100
 STEP_AXIS_ENDS = (10, 25, 50, 100, 200, 300, 500, 1000)
 LOSS_FLOOR = 1e-12  # loss gaps below this are drawn at the floor of the log-scaled loss plot
+# Okabe & Ito's colour-blind-safe palette, by name and in its order (COLOURS), and line styles to pair with them
+# so that a picture reads without colour vision too (notebooks 06-10).
+OKABE_ITO = {"blue": "#0072B2", "vermillion": "#D55E00", "green": "#009E73", "orange": "#E69F00",
+             "purple": "#CC79A7", "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
+COLOURS = tuple(OKABE_ITO.values())
+LINE_STYLES = ("-", "--", "-.", ":")
 
 
 class NotebookFigure(Figure):
@@ -260,7 +267,7 @@ def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, 
                  colors=None):
     """A static figure of ``curves`` (label -> y values, or label -> (y, style)) against ``x``; ``marks`` are x
     positions drawn as dashed vertical lines (e.g. the steps where a schedule decays); ``colors``, if given,
-    colour the curves in turn (e.g. ``OKABE_ITO``; leave colour letters out of the styles then)."""
+    colour the curves in turn (e.g. ``COLOURS``; leave colour letters out of the styles then)."""
     figure = NotebookFigure(figsize=figsize, dpi=90, layout="constrained")
     ax = figure.subplots()
     for mark in marks:
@@ -281,9 +288,114 @@ def _cycle(values, n):
     return [values[i % len(values)] for i in range(n)]
 
 
+# ---- Notebook 06: ensembles and weight averages ----------------------------------------------------------------
+# Each curve has an Okabe-Ito colour and a line style or marker of its own.
+
+
+def _headroom(low, high, fraction=0.08):
+    pad = (high - low) * fraction or 0.01
+    return low - pad, high + pad
+
+
+class EnsemblePicture(_SideBySide):
+    """Test accuracy (left) and NLL (right) of the ensemble of the first K members, against K; each member's
+    own score as a dot at its index and the mean member as a dotted line.
+
+    The axes are the same for every set of members (they span every value in ``accuracy_range`` and
+    ``nll_range``) and drawn once: a change of K or of the set of members redraws only the data.
+    ``update(member_nll, member_accuracy, ensemble_nll, ensemble_accuracy, size)`` draws the ensemble's curve
+    up to ``size``.
+    """
+
+    def __init__(self, members, accuracy_range, nll_range, height=3.2, dpi=72):
+        margins = {"left": 0.15, "right": 0.97, "bottom": 0.16, "top": 0.9}
+        self.accuracy = _Panel((4.6, height), dpi, margins)
+        self.nll = _Panel((4.6, height), dpi, margins)
+        self.panels = (self.accuracy, self.nll)
+        self.curves, self.heads, self.dots, self.means = {}, {}, {}, {}
+        for name, panel, limits, title in (
+                ("accuracy", self.accuracy, _headroom(np.min(accuracy_range), np.max(accuracy_range), 0.1),
+                 "test accuracy (higher is better)"),
+                ("nll", self.nll, _headroom(np.min(nll_range), np.max(nll_range), 0.1),
+                 "test NLL (lower is better)")):
+            ax = panel.ax
+            (self.dots[name],) = ax.plot([], [], "o", color=OKABE_ITO["orange"], mec="k", ms=7, ls="none",
+                                         label="each member on its own", animated=True, zorder=3)
+            self.means[name] = ax.axhline(0, color=OKABE_ITO["vermillion"], ls=":", lw=1.8, label="mean member",
+                                          animated=True)
+            (self.curves[name],) = ax.plot([], [], "-s", color=OKABE_ITO["blue"], lw=2, ms=5,
+                                           label="ensemble of the first K", animated=True, zorder=4)
+            (self.heads[name],) = ax.plot([], [], "s", color=OKABE_ITO["blue"], ms=11, mec="k", animated=True,
+                                          zorder=5)
+            ax.set(xlim=(0.5, members + 0.5), ylim=limits, xticks=np.arange(1, members + 1),
+                   xlabel="ensemble size K (members)")
+            ax.set_title(title, fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="upper right" if name == "nll" else "lower right", fontsize=8, framealpha=0.9)
+            panel.show("axes", lambda: None)
+
+    def update(self, member_nll, member_accuracy, ensemble_nll, ensemble_accuracy, size):
+        values = {"accuracy": (np.asarray(member_accuracy), np.asarray(ensemble_accuracy)),
+                  "nll": (np.asarray(member_nll), np.asarray(ensemble_nll))}
+        for name, (own, ensemble) in values.items():
+            self.dots[name].set_data(np.arange(1, len(own) + 1), own)
+            self.means[name].set_ydata([own.mean(), own.mean()])
+            self.curves[name].set_data(np.arange(1, size + 1), ensemble[:size])
+            self.heads[name].set_data([size], [ensemble[size - 1]])
+        return self
+
+
+class AveragingPicture(_SideBySide):
+    """Left: the test loss of the trained weights, of their exponential moving average for one decay and of
+    their uniform average, against the step. Right: the final test loss against the decay (all decays
+    measured), the chosen one marked, with the trained weights' and the uniform average's as lines.
+
+    Everything but the chosen decay's curve and marks is drawn once. ``update(steps, averaged, decay, final,
+    better_from)``: ``better_from`` is the first step at which the average's loss is below the trained
+    weights' (None: never), marked on the left by a dotted line.
+    """
+
+    def __init__(self, steps, raw, uniform, decays, finals, height=3.4, dpi=72, loss_limits=(0.8, 2.5)):
+        self.curve = _Panel((5.4, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.final = _Panel((4.2, height), dpi, {"left": 0.17, "right": 0.96, "bottom": 0.17, "top": 0.9})
+        self.panels = (self.curve, self.final)
+        ax = self.curve.ax
+        ax.plot(steps, raw, "-", color=OKABE_ITO["black"], lw=1.2, alpha=0.75, label="trained weights x")
+        ax.plot(steps, uniform, "--", color=OKABE_ITO["green"], lw=2, label="uniform average")
+        (self.averaged,) = ax.plot([], [], "-", color=OKABE_ITO["blue"], lw=2.4, label="moving average x_test",
+                                   animated=True, zorder=4)
+        self.better = ax.axvline(0, color=OKABE_ITO["vermillion"], ls=":", lw=1.5, animated=True,
+                                 label="first below the trained weights")
+        ax.set(xlim=(0, steps[-1]), ylim=loss_limits, xlabel="step", ylabel="test loss")
+        ax.set_title("test loss during training (constant learning rate)", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        windows = 1 / (1 - np.asarray(decays, dtype=float))
+        fx = self.final.ax
+        fx.plot(windows, finals, "-o", color=OKABE_ITO["blue"], ms=5, label="moving average")
+        fx.axhline(raw[-1], color=OKABE_ITO["black"], lw=1.2, label="trained weights")
+        fx.axhline(uniform[-1], color=OKABE_ITO["green"], ls="--", lw=2, label="uniform average")
+        fx.set_xscale("log")
+        fx.set_xticks(windows, [f"{d:g}" for d in decays], fontsize=7)
+        fx.xaxis.set_minor_locator(NullLocator())
+        fx.set(xlabel="decay (memory ≈ 1 / (1 - decay) steps)", ylabel="final test loss",
+               ylim=_headroom(min(min(finals), uniform[-1], raw[-1]), max(max(finals), raw[-1]), 0.15))
+        fx.set_title("final test loss against the decay", fontsize=10)
+        fx.grid(True, alpha=0.3)
+        fx.legend(loc="upper center", fontsize=8, framealpha=0.9)
+        (self.chosen,) = fx.plot([], [], "o", color=OKABE_ITO["blue"], ms=13, mec="k", animated=True, zorder=5)
+        self.curve.show("static", lambda: None)
+        self.final.show("static", lambda: None)
+
+    def update(self, steps, averaged, decay, final, better_from):
+        self.averaged.set_data(steps, averaged)
+        self.chosen.set_data([1 / (1 - decay)], [final])
+        self.better.set_xdata([better_from or 0, better_from or 0])
+        self.better.set_visible(better_from is not None)
+        return self
+
+
 # ---- Regularization (notebooks 07-08): dropout's masks, augmented examples -------------------------------------
-# A colour-blind-safe palette (Okabe & Ito), used with line styles that differ as well.
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 _SCALE_LEVELS = (1.25, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
 
 
@@ -310,7 +422,7 @@ class DropoutPicture(_SideBySide):
         positions = np.arange(units)
         self._edges = np.stack([positions - 0.4, positions + 0.4], axis=1).reshape(-1)
         self.bars, self.outlines = {}, {}
-        for panel, color in ((self.one, OKABE_ITO[0]), (self.average, OKABE_ITO[2])):
+        for panel, color in ((self.one, COLOURS[0]), (self.average, COLOURS[2])):
             panel.ax.set(xlabel="unit", xlim=(-0.7, units - 0.3))
             panel.ax.grid(True, axis="y", alpha=0.3)
             # The bars are one filled step patch (bar, gap, bar, ...): one artist draws far faster than 32 patches.
@@ -319,7 +431,7 @@ class DropoutPicture(_SideBySide):
             (self.outlines[panel],) = panel.ax.plot(positions, np.zeros(units), "_", color="k", ms=9, mew=2.2,
                                                     animated=True, zorder=4)
         self.one.ax.set_title("one training pass (black ticks: no dropout)", fontsize=10)
-        (self.crosses,) = self.one.ax.plot([], [], "x", color=OKABE_ITO[1], ms=7, mew=2, animated=True, zorder=5)
+        (self.crosses,) = self.one.ax.plot([], [], "x", color=COLOURS[1], ms=7, mew=2, animated=True, zorder=5)
         self.average.ax.set_title("", fontsize=10)
         self._title_right = ""
 
@@ -363,13 +475,13 @@ class AugmentationPicture(_SideBySide):
         ax.title.set_fontsize(10)
         ax.grid(True, alpha=0.3)
         styles = ("-", "--", ":", "-.")
-        self.copy_lines = [ax.plot([], [], styles[i % len(styles)], color=OKABE_ITO[i % 6], lw=1.4,
+        self.copy_lines = [ax.plot([], [], styles[i % len(styles)], color=COLOURS[i % 6], lw=1.4,
                                    animated=True)[0] for i in range(copies)]
         (self.original_line,) = ax.plot([], [], "-", color="k", lw=2.4, animated=True, zorder=5)
         ax = self.sweep.ax
         strengths, accuracies = np.asarray(strengths), np.asarray(accuracies)
-        ax.plot(strengths, accuracies, "-o", color=OKABE_ITO[0], ms=5, label="trained with augmentation")
-        ax.axhline(accuracies[strengths == 0][0] if (strengths == 0).any() else np.nan, color=OKABE_ITO[1],
+        ax.plot(strengths, accuracies, "-o", color=COLOURS[0], ms=5, label="trained with augmentation")
+        ax.axhline(accuracies[strengths == 0][0] if (strengths == 0).any() else np.nan, color=COLOURS[1],
                    ls="--", label="no augmentation")
         ax.set(xlabel=strength_label, ylabel="test accuracy", title="after training (precomputed)")
         ax.title.set_fontsize(10)
@@ -377,7 +489,7 @@ class AugmentationPicture(_SideBySide):
         ax.set_ylim(low - 0.15 * (high - low + 0.02), high + 0.35 * (high - low + 0.02))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-        self.marker = ax.axvline(0, color=OKABE_ITO[3], lw=2.5, animated=True)
+        self.marker = ax.axvline(0, color=COLOURS[3], lw=2.5, animated=True)
         self.signals.show("static", lambda: None)
         self.sweep.show("static", lambda: None)
 
@@ -400,7 +512,7 @@ def pooling_windows_figure(rows, input_size, kernel_size, labels):
         y = len(rows) - 1 - row
         for index, start in enumerate(starts):
             lift = 0.18 if index % 2 else -0.18
-            ax.add_patch(Rectangle((start, y + lift - 0.13), kernel_size, 0.26, facecolor=OKABE_ITO[index % 2],
+            ax.add_patch(Rectangle((start, y + lift - 0.13), kernel_size, 0.26, facecolor=COLOURS[index % 2],
                                    edgecolor="k", lw=0.6, alpha=0.85))
         steps = np.diff(starts)
         ax.text(input_size + 0.3, y, f"steps {''.join(str(s) for s in steps)}", va="center", fontsize=8)
@@ -409,3 +521,190 @@ def pooling_windows_figure(rows, input_size, kernel_size, labels):
     ax.set_xticks(range(input_size + 1))
     ax.grid(True, axis="x", alpha=0.3)
     return figure
+
+
+# ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
+
+
+class BatchNoisePicture(_SideBySide):
+    """Left: one example's batch-normalised value in many random training batches (a histogram), against its
+    test-time value. Right: the spread of those values against the batch size (log-log), beside 1/sqrt(B).
+
+    ``update(values, test_value, batch_size)``: ``values`` are the example's values over the batches.
+    """
+
+    BINS = np.linspace(-3.5, 3.5, 57)
+
+    def __init__(self, batch_sizes, spreads, height=3.3, dpi=72):
+        self.histogram = _Panel((4.8, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.16, "top": 0.9})
+        self.spread = _Panel((4.4, height), dpi, {"left": 0.16, "right": 0.97, "bottom": 0.16, "top": 0.9})
+        self.panels = (self.histogram, self.spread)
+        ax = self.histogram.ax
+        ax.set(xlim=(self.BINS[0], self.BINS[-1]), ylim=(0, 1.4), xlabel="normalised value of the example",
+               ylabel="share of batches (peak = 1)")
+        ax.set_title("training mode: it depends on the batch", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        self.bars = ax.stairs(np.zeros(len(self.BINS) - 1), self.BINS, fill=True, color=COLOURS[0], alpha=0.6,
+                              label="training batches", animated=True)
+        self.test_line = ax.axvline(0, color=COLOURS[1], ls="--", lw=2, label="test time (running averages)",
+                                    animated=True)
+        ax.set_yticks([0, 0.5, 1])
+        ax.legend(handles=[self.bars, self.test_line], loc="upper center", ncol=2, fontsize=8)
+        ax = self.spread.ax
+        sizes = np.asarray(batch_sizes, dtype=float)
+        ax.loglog(sizes, spreads, "o-", color=COLOURS[0], label="measured spread")
+        ax.loglog(sizes, spreads[len(sizes) // 2] * np.sqrt(sizes[len(sizes) // 2] / sizes), ":", color="k",
+                  label="∝ 1/√B")
+        ax.set(xlabel="batch size B", ylabel="spread over batches (std)")
+        _plain_log_ticks(ax, "xy")
+        ax.set_title("the noise shrinks like 1/√B", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        (self.marker,) = ax.plot([], [], "o", ms=11, mfc="none", mec=COLOURS[1], mew=2, animated=True)
+
+    def update(self, values, test_value, batch_size, spread):
+        self.histogram.show("static", lambda: None)
+        self.spread.show("static", lambda: None)
+        counts, _ = np.histogram(np.clip(values, self.BINS[0], self.BINS[-1]), self.BINS)
+        self.bars.set_data(counts / max(counts.max(), 1), self.BINS)
+        self.test_line.set_xdata([test_value, test_value])
+        self.marker.set_data([batch_size], [spread])
+        return self
+
+
+class LearningRatePicture(_SideBySide):
+    """Left: the training loss of each run at one learning rate (running mean), with "diverged at step k".
+    Right: every run's final test accuracy against the learning rate, the chosen rate marked.
+
+    ``LearningRatePicture(sweep)`` takes a ``batch_norm.LearningRateSweep``; ``update(index)`` shows the
+    runs at ``sweep.learning_rates[index]``.
+    """
+
+    WINDOW = 10
+
+    def __init__(self, sweep, chance=0.1, height=3.4, dpi=72):
+        self.sweep = sweep
+        labels = list(sweep.histories)
+        self.losses = _Panel((4.8, height), dpi, {"left": 0.14, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.accuracy = _Panel((4.6, height), dpi, {"left": 0.15, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.panels = (self.losses, self.accuracy)
+        steps = max(len(history.step_loss) for runs in sweep.histories.values() for history in runs)
+        ax = self.losses.ax
+        ax.set(yscale="log", xlim=(0, steps), ylim=(0.5, 20), xlabel="step",
+               ylabel=f"training loss (mean of {self.WINDOW} steps)")
+        _plain_log_ticks(ax, "y")
+        ax.grid(True, alpha=0.3)
+        self.curves = {}
+        for label, color, style in zip(labels, COLOURS, LINE_STYLES, strict=False):
+            (self.curves[label],) = ax.plot([], [], style, color=color, lw=2, label=label, animated=True)
+        ax.legend(loc="upper right", fontsize=8)
+        self.title = ax.set_title("", fontsize=10, animated=True)
+        self.message = ax.text(0.03, 0.04, "", transform=ax.transAxes, fontsize=10, va="bottom", ha="left",
+                               animated=True, bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+        ax = self.accuracy.ax
+        rates = np.asarray(sweep.learning_rates, dtype=float)
+        for label, color, style, marker in zip(labels, COLOURS, LINE_STYLES, "os", strict=False):
+            accuracy = sweep.accuracy(label)
+            ax.plot(rates, accuracy, style, marker=marker, color=color, lw=2, label=label)
+            diverged = np.isnan(accuracy)
+            if diverged.any():
+                ax.plot(rates[diverged], np.full(diverged.sum(), 0.03), "x", color=color, ms=10, mew=2,
+                        label=f"{label}: diverged")
+        ax.axhline(chance, color="0.4", ls=":", lw=1.2, label="chance")
+        ax.set(xscale="log", ylim=(0, max(0.65, np.nanmax([sweep.accuracy(lb) for lb in labels]) + 0.05)),
+               xlabel="learning rate (plain SGD)", ylabel="final test accuracy")
+        _plain_log_ticks(ax, "x")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        self.rate_line = ax.axvline(rates[0], color="k", lw=1, alpha=0.5, animated=True)
+
+    def update(self, index):
+        self.losses.show("static", lambda: None)
+        self.accuracy.show("static", lambda: None)
+        rate = self.sweep.learning_rates[index]
+        notes = []
+        for label, curve in self.curves.items():
+            history = self.sweep.histories[label][index]
+            losses = np.asarray(history.step_loss, dtype=float)
+            if len(losses) >= self.WINDOW:
+                losses = np.convolve(losses, np.ones(self.WINDOW) / self.WINDOW, mode="valid")
+            curve.set_data(np.arange(len(losses)) + (len(history.step_loss) - len(losses)), losses)
+            if history.diverged_at is not None:
+                notes.append(f"{label}: diverged at step {history.diverged_at}")
+        self.title.set_text(f"learning rate {rate:g}")
+        self.message.set_text("\n".join(notes))
+        self.message.set_visible(bool(notes))
+        self.rate_line.set_xdata([rate, rate])
+        return self
+
+
+def _plain_log_ticks(ax, which):
+    """Log-scaled axes labelled 0.1, 1, 10 (plain text, no mathtext: it is slow to lay out)."""
+    for name in which:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_locator(NullLocator())
+
+
+# ---- Transfer learning (notebook 10) ---------------------------------------------------------------------------
+
+class TransferPicture(_SideBySide):
+    """Left: test accuracy against the training step for each regime at one number of labelled examples per
+    class (mean over seeds, the band from the worst to the best seed). Right: the whole table, final test
+    accuracy against the number of labelled examples per class, one line per regime (the same bands).
+
+    ``TransferPicture(table)`` takes a ``transfer.TransferTable``; ``update(count)`` shows that count.
+    """
+
+    def __init__(self, table, height=3.5, dpi=72):
+        self.table = table
+        self.curves_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.table_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
+        self.panels = (self.curves_panel, self.table_panel)
+        self.styles = {regime: (color, style, marker) for regime, color, style, marker in
+                       zip(table.regimes, COLOURS, LINE_STYLES, "osD^", strict=False)}
+        steps = table.settings["steps"]
+        points = len(table.curves(table.regimes[0], table.counts[0])[0])
+        self.steps = np.linspace(steps / points, steps, points)
+        ax = self.curves_panel.ax
+        ax.set(xlim=(0, steps), ylim=(0, 1), xlabel="training step (Adam)", ylabel="test accuracy")
+        ax.grid(True, alpha=0.3)
+        self.title = ax.set_title("", fontsize=10, animated=True)
+        self.lines, self.bands = {}, {}
+        for regime, (color, style, marker) in self.styles.items():
+            (self.lines[regime],) = ax.plot([], [], style, marker=marker, ms=4, color=color, lw=2, label=regime,
+                                            animated=True)
+            for count in table.counts:  # made once: a slider move only shows one count's bands
+                curves = table.curves(regime, count)
+                self.bands[regime, count] = ax.fill_between(self.steps, curves.min(axis=0), curves.max(axis=0),
+                                                            color=color, alpha=0.15, lw=0, animated=True,
+                                                            visible=False)
+        ax.legend(loc="lower right", fontsize=8)
+        ax = self.table_panel.ax
+        counts = np.asarray(table.counts, dtype=float)
+        for regime, (color, style, marker) in self.styles.items():
+            finals = [table.accuracy(regime, count) for count in table.counts]
+            ax.plot(counts, [f.mean() for f in finals], style, marker=marker, color=color, lw=2, label=regime)
+            ax.fill_between(counts, [f.min() for f in finals], [f.max() for f in finals], color=color, alpha=0.15,
+                            lw=0)
+        ax.set(xscale="log", ylim=(0, 1), xlabel="labelled examples per class (N)",
+               ylabel=f"final test accuracy ({len(table.settings['seeds'])} seeds)")
+        ax.set_xticks(counts)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_title("the whole table", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        self.count_line = ax.axvline(counts[0], color="k", lw=1, alpha=0.5, animated=True)
+
+    def update(self, count):
+        self.curves_panel.show("static", lambda: None)
+        self.table_panel.show("static", lambda: None)
+        for (_, band_count), band in self.bands.items():
+            band.set_visible(band_count == count)
+        for regime in self.styles:
+            self.lines[regime].set_data(self.steps, self.table.curves(regime, count).mean(axis=0))
+        self.title.set_text(f"N = {count} labelled examples per class")
+        self.count_line.set_xdata([count, count])
+        return self

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .validation import is_integer, is_real, require
+from course_lib.validation import is_integer, is_real, require
 
 __all__ = [
     "DropConnectLinear",

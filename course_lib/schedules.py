@@ -9,13 +9,16 @@ Every schedule follows one contract (like nanoGPT's ``get_lr(it)``):
 - A schedule is a pure function: it keeps no state, so any step can be evaluated, plotted or replayed alone.
 - An argument outside its valid range raises ``ValueError`` naming the parameter and its range.
 
-Two adapters put a schedule to work without a second implementation of it: ``scheduled(rule, schedule, ...)``
+Adapters put a schedule to work without a second implementation of it: ``scheduled(rule, schedule, ...)``
 turns an update rule of ``course_lib.optim`` into one whose learning rate follows the schedule (so it runs under
-``course_lib.trajectories.run``), and ``torch_lambda(schedule, ...)`` gives the factor function that
-``torch.optim.lr_scheduler.LambdaLR`` needs to drive any torch optimizer, ``RuleOptimizer`` included.
+``course_lib.trajectories.run``); ``lambda_lr(optimizer, schedule, ...)`` makes the
+``torch.optim.lr_scheduler.LambdaLR`` that drives any torch optimizer with it, ``RuleOptimizer`` included
+(``torch_lambda`` is its factor function).
 """
 
 import math
+
+import torch
 
 from course_lib.validation import is_integer, is_real, require
 
@@ -25,6 +28,7 @@ __all__ = [
     "cosine_warm_restarts",
     "exponential_decay",
     "inverse_time_decay",
+    "lambda_lr",
     "scheduled",
     "step_decay",
     "torch_lambda",
@@ -180,3 +184,19 @@ def torch_lambda(schedule, **schedule_args):
         return schedule(t, **schedule_args) / learning_rate
 
     return factor
+
+
+def lambda_lr(optimizer, schedule, **schedule_args):
+    """A torch scheduler that sets ``optimizer``'s learning rate to ``schedule(t, learning_rate, ...)`` at step t.
+
+        optimizer = optim.RuleOptimizer(model.parameters(), optim.sgd, learning_rate=1.0)
+        scheduler = lambda_lr(optimizer, step_decay, step_size=3, gamma=0.1)     # scheduler.step() once per epoch
+
+    ``learning_rate`` (alpha_0) is the optimizer's own ``lr``; the result is
+    ``torch.optim.lr_scheduler.LambdaLR(optimizer, torch_lambda(schedule, learning_rate=lr, ...))``.
+    """
+    require("learning_rate" not in schedule_args, "learning_rate", "left out: it is the optimizer's lr",
+            schedule_args.get("learning_rate"))
+    learning_rate = optimizer.defaults["lr"]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, torch_lambda(schedule, learning_rate=learning_rate,
+                                                                      **schedule_args))

@@ -4,10 +4,11 @@
   ``Trajectory``; ``newton_direction`` is one such step's direction.
 - ``lbfgs`` replaces H^-1 by the low-rank approximation that ``two_loop_direction`` builds from the last few
   steps s_k = x_{k+1} - x_k and gradient changes y_k = grad f(x_{k+1}) - grad f(x_k). ``lbfgs_on_landscape``
-  runs it on a landscape; ``lbfgs_torch`` on the parameters of a torch model (full batch). Fed mini-batches
-  (``batches=``), the same ``lbfgs`` shows why it does not transfer to that setting (course_lib.minibatch).
-- ``hessian_cost`` measures the memory (O(N^2)) and solve time (O(N^3)) of an N x N Hessian; ``loglog_slope``
-  reads the exponent off such a curve.
+  runs it on a landscape; ``lbfgs_torch`` on the parameters of a torch model (full batch). Its iteration is the
+  ``LBFGS`` class; course_lib.minibatch runs the same under a budget of evaluations and feeds it mini-batches,
+  which shows why it does not transfer to that setting. Its result, ``LBFGSResult``, is a ``Trajectory``.
+- ``hessian_cost`` measures the memory (O(N^2), counted by tracemalloc) and solve time (O(N^3)) of an N x N
+  Hessian; ``loglog_slope`` reads the exponent off such a curve.
 
 Vectors are 1-D numpy arrays; ``two_loop_direction`` and ``lbfgs`` also take 1-D torch tensors (same code, a
 tensor in, a tensor out). An argument outside its valid range raises ``ValueError`` naming the parameter and
@@ -16,6 +17,7 @@ its range.
 
 import math
 import time
+import tracemalloc
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -28,8 +30,8 @@ from course_lib.validation import is_integer, is_real, require
 
 __all__ = [
     "DAMPING",
-    "EvaluationRun",
     "HessianCost",
+    "LBFGS",
     "LBFGSResult",
     "hessian_cost",
     "lbfgs",
@@ -142,52 +144,8 @@ def two_loop_direction(gradient, s_history, y_history):
     return -r
 
 
-@dataclass(frozen=True)
-class EvaluationRun:
-    """The iterates of a run and the gradient evaluations spent to reach each one (0 for the start)."""
-
-    path: np.ndarray  # the iterates x_0 .. x_n as rows (float64)
-    evaluation_counts: np.ndarray  # non-decreasing, one per row of path
-    message: str  # why the run stopped
-
-    @property
-    def final(self):
-        return self.path[-1]
-
-    def at(self, evaluations):
-        """The last iterate reached within ``evaluations`` gradient evaluations (a number, or an array of
-        budgets: then one row per budget, e.g. to put runs with different step costs on one axis)."""
-        return self.path[np.searchsorted(self.evaluation_counts, evaluations, side="right") - 1]
-
-
-@dataclass(frozen=True)
-class LBFGSResult(EvaluationRun):
-    """Where an L-BFGS run ended and how it got there."""
-
-    x: object  # the last iterate (a numpy array, or a torch tensor when x0 was one)
-    value: float  # f(x) (on the last batch, for a mini-batch run)
-    gradient_norm: float  # ||grad f(x)||
-    iterations: int  # steps taken
-    evaluations: int  # calls of fun_and_grad, the line searches' included
-    converged: bool  # gradient_norm <= tolerance
-    values: np.ndarray  # f at each iterate
-
-    @property
-    def trajectory(self):
-        return Trajectory(self.path, self.values)
-
-
-class _LinePoint(NamedTuple):
-    step: float  # t
-    x: object  # x + t d
-    value: float  # f(x + t d)
-    gradient: object  # grad f(x + t d)
-    slope: float  # grad f(x + t d)^T d
-
-
 def lbfgs(fun_and_grad, x0, history_size=10, max_iter=100, tolerance=1e-8, c1=ARMIJO_C1, c2=0.9,
-          max_line_search=20, max_evaluations=None, batches=None, fresh_batch="evaluation",
-          direction=two_loop_direction):
+          max_line_search=20, direction=two_loop_direction):
     """Minimize f from x0 with L-BFGS (Nocedal & Wright, Algorithm 7.5); ``fun_and_grad(x)`` is (f(x), grad f(x)).
 
         d_k = direction(grad f(x_k), s_history, y_history)                  # two-loop: -H_k grad f(x_k)
@@ -203,86 +161,117 @@ def lbfgs(fun_and_grad, x0, history_size=10, max_iter=100, tolerance=1e-8, c1=AR
     not positive (rounding, or a search that ran out of its max_line_search evaluations) is skipped. The first
     direction, -grad f, carries no curvature yet, so its first trial step has length at most 1.
 
-    Stops when ||grad f|| <= tolerance (converged), after max_iter steps (None: no limit), after
-    ``max_evaluations`` calls of fun_and_grad (None: no limit; a line search is cut short to fit), or when the
-    line search finds no lower point (x is optimal to rounding). x0 is a 1-D numpy array or torch tensor; the
+    Stops when ||grad f|| <= tolerance (converged), after max_iter steps (None: no limit), or when the line
+    search finds no lower point (x is optimal to rounding). x0 is a 1-D numpy array or torch tensor; the
     iterates keep its type. ``direction`` (default: the two-loop recursion) receives fresh lists, oldest first.
-
-    Fed mini-batches (claim 20): with ``batches``, an iterator of example indices, ``fun_and_grad(x, batch)`` is
-    a mini-batch loss and ``fresh_batch`` says when the next batch is drawn:
-
-    - ``"evaluation"``: at every call, which is what L-BFGS does when simply handed a stochastic loss: the line
-      search compares f on different batches, and y_k = g_B'(x_{k+1}) - g_B(x_k) mixes two batches' gradients;
-    - ``"iteration"``: once per step, so the step's line search and its pair see one function; it costs one
-      more evaluation per step (the new batch's gradient at x_k), as in multi-batch L-BFGS (Berahas, Nocedal
-      and Takac, 2016; here without overlap).
-
-    Where a deterministic run would stop because the line search found no lower point, a mini-batch run
-    restarts (history cleared, as calling lbfgs again from x would) and goes on.
+    Returns an ``LBFGSResult``: the path (a Trajectory) and where it ended. The same iteration under a budget of
+    gradient evaluations, fed mini-batches, is ``course_lib.minibatch.lbfgs_minibatch``.
     """
-    x = _check_lbfgs_arguments(x0, history_size, 0 if max_iter is None else max_iter, tolerance, c1, c2,
-                               max_line_search)
-    require(max_evaluations is None or is_integer(max_evaluations, 1), "max_evaluations",
-             "None or an integer >= 1", max_evaluations)
-    require(fresh_batch in ("evaluation", "iteration"), "fresh_batch", "'evaluation' or 'iteration'", fresh_batch)
-    require(callable(direction), "direction", "a function (gradient, s_history, y_history) -> direction",
-             direction)
-    budget = math.inf if max_evaluations is None else max_evaluations
-    used = 0
+    require(max_iter is None or is_integer(max_iter, 0), "max_iter", "None or an integer >= 0", max_iter)
+    search = LBFGS(fun_and_grad, x0, history_size, tolerance, c1, c2, max_line_search, direction)
+    search.evaluate()
+    while not search.converged:
+        if search.iterations == max_iter:
+            return search.result("max_iter steps taken")
+        if not search.step():
+            return search.result("the line search found no lower point")
+    return search.result("gradient norm <= tolerance")
 
-    def evaluate(point, batch=None):
-        nonlocal used
-        used += 1
-        if batches is None:
-            return fun_and_grad(point)
-        return fun_and_grad(point, next(batches) if batch is None else batch)
 
-    s_history, y_history = deque(maxlen=history_size), deque(maxlen=history_size)
-    path, values, counts, iterations, gradient, gradient_norm = [], [], [], 0, None, math.inf
-    message = "max_evaluations gradient evaluations used"
-    while used < budget:
-        batch = next(batches) if batches is not None and fresh_batch == "iteration" else None
-        if gradient is None or batch is not None:  # the start, a restart, or a new batch: evaluate at x
-            value, gradient = evaluate(x, batch)
-            value = float(value)
-            if not path:
-                path, values, counts = [_as_numpy(x)], [value], [0]
-        gradient_norm = _norm(gradient)
-        if gradient_norm <= tolerance or iterations == max_iter:
-            message = "gradient norm <= tolerance" if gradient_norm <= tolerance else "max_iter steps taken"
-            break
-        step_direction = direction(gradient, list(s_history), list(y_history))
-        if not float(gradient @ step_direction) < 0:  # rounding spoiled the curvature pairs: restart from -grad f
-            s_history.clear()
-            y_history.clear()
-            step_direction = -gradient
-        step = 1.0 if s_history else min(1.0, 1.0 / gradient_norm)
-        start = _LinePoint(0.0, x, value, gradient, float(gradient @ step_direction))
-        search_budget = int(min(max_line_search, budget - used))
-        if search_budget == 0:
-            break
-        point, _ = _strong_wolfe(lambda z, batch=batch: evaluate(z, batch), start, step_direction, step, c1, c2,
-                                 search_budget)
+@dataclass(frozen=True, kw_only=True)
+class LBFGSResult(Trajectory):
+    """An L-BFGS run: its path, a Trajectory (``losses``: f at each iterate, the full-batch f for a mini-batch
+    run), and where it ended."""
+
+    x: object  # the last iterate (a numpy array, or a torch tensor when x0 was one)
+    value: float  # f(x) (on the last batch, for a mini-batch run)
+    gradient_norm: float  # ||grad f(x)||
+    iterations: int  # steps taken
+    evaluations: int  # calls of fun_and_grad, the line searches' included
+    converged: bool  # gradient_norm <= tolerance
+
+
+class LBFGS:
+    """An L-BFGS run, one iteration at a time: ``lbfgs`` runs it until it converges, course_lib.minibatch under a
+    budget of gradient evaluations and on mini-batches. It records the iterates, f at each, and the calls of
+    fun_and_grad spent to reach each. Its arguments are ``lbfgs``'s."""
+
+    def __init__(self, fun_and_grad, x0, history_size=10, tolerance=1e-8, c1=ARMIJO_C1, c2=0.9, max_line_search=20,
+                 direction=two_loop_direction):
+        self.x = _check_lbfgs_arguments(x0, history_size, tolerance, c1, c2, max_line_search, direction)
+        self.fun_and_grad, self.tolerance, self.direction = fun_and_grad, tolerance, direction
+        self.c1, self.c2, self.max_line_search = c1, c2, max_line_search
+        self.s_history, self.y_history = deque(maxlen=history_size), deque(maxlen=history_size)
+        self.value, self.gradient, self.iterations, self.evaluations = None, None, 0, 0
+        self.points, self.losses, self.counts = [], [], []
+
+    def evaluate(self):
+        """f and grad f at x, afresh: at the start, and where a mini-batch run draws a new batch."""
+        value, self.gradient = self._fun_and_grad(self.x)
+        self.value = float(value)
+        if not self.points:
+            self._record(count=0)
+
+    @property
+    def converged(self):
+        return _norm(self.gradient) <= self.tolerance
+
+    def forget(self):
+        """Clear the curvature pairs: the next direction is steepest descent, as at the start."""
+        self.s_history.clear()
+        self.y_history.clear()
+
+    def step(self, max_line_search=None):
+        """One iteration of Algorithm 7.5 (at most ``max_line_search`` evaluations, default the run's); False, with
+        x unchanged, when the line search finds no lower point.
+
+            d_k = direction(grad f(x_k), s_history, y_history)
+            x_{k+1} = x_k + t_k d_k
+            s_k = x_{k+1} - x_k,   y_k = grad f(x_{k+1}) - grad f(x_k)          # kept if s_k^T y_k > 0
+        """
+        gradient = self.gradient
+        direction = self.direction(gradient, list(self.s_history), list(self.y_history))
+        if not float(gradient @ direction) < 0:  # rounding spoiled the curvature pairs: restart from -grad f
+            self.forget()
+            direction = -gradient
+        first_trial = 1.0 if self.s_history else min(1.0, 1.0 / _norm(gradient))
+        start = _LinePoint(0.0, self.x, self.value, gradient, float(gradient @ direction))
+        point, _ = _strong_wolfe(self._fun_and_grad, start, direction, first_trial, self.c1, self.c2,
+                                 max_line_search or self.max_line_search)
         if point is start:
-            if batches is None:
-                message = "the line search found no lower point"
-                break
-            s_history.clear()
-            y_history.clear()
-            gradient = None
-            continue
-        s, y = point.x - x, point.gradient - gradient
+            return False
+        s, y = point.x - self.x, point.gradient - gradient
         if float(s @ y) > CURVATURE_COSINE * _norm(s) * _norm(y):
-            s_history.append(s)
-            y_history.append(y)
-        x, value, gradient = point.x, point.value, point.gradient
-        iterations += 1
-        path.append(_as_numpy(x))
-        values.append(value)
-        counts.append(used)
-    return LBFGSResult(path=np.array(path), evaluation_counts=np.array(counts), message=message, x=x, value=value,
-                       gradient_norm=gradient_norm, iterations=iterations, evaluations=used,
-                       converged=gradient_norm <= tolerance, values=np.array(values))
+            self.s_history.append(s)
+            self.y_history.append(y)
+        self.x, self.value, self.gradient = point.x, point.value, point.gradient
+        self.iterations += 1
+        self._record(count=self.evaluations)
+        return True
+
+    def result(self, message):
+        gradient_norm = _norm(self.gradient)
+        return LBFGSResult(np.array(self.points), np.array(self.losses), evaluation_counts=np.array(self.counts),
+                           message=message, x=self.x, value=self.value, gradient_norm=gradient_norm,
+                           iterations=self.iterations, evaluations=self.evaluations,
+                           converged=gradient_norm <= self.tolerance)
+
+    def _fun_and_grad(self, x):
+        self.evaluations += 1
+        return self.fun_and_grad(x)
+
+    def _record(self, count):
+        self.points.append(_as_numpy(self.x))
+        self.losses.append(self.value)
+        self.counts.append(count)
+
+
+class _LinePoint(NamedTuple):
+    step: float  # t
+    x: object  # x + t d
+    value: float  # f(x + t d)
+    gradient: object  # grad f(x + t d)
+    slope: float  # grad f(x + t d)^T d
 
 
 def _strong_wolfe(fun_and_grad, start, direction, step, c1, c2, max_evaluations):
@@ -346,27 +335,27 @@ def _as_numpy(v):
     return v.detach().cpu().numpy().astype(float) if isinstance(v, torch.Tensor) else np.array(v, dtype=float)
 
 
-def _check_lbfgs_arguments(x0, history_size, max_iter, tolerance, c1, c2, max_line_search):
+def _check_lbfgs_arguments(x0, history_size, tolerance, c1, c2, max_line_search, direction):
     """x0 as a fresh 1-D vector (a tensor stays a tensor), after checking every argument."""
     x = x0.detach().clone() if isinstance(x0, torch.Tensor) else np.array(x0, dtype=float)
     require(x.ndim == 1 and x.shape[0] > 0, "x0", "a non-empty 1-D array or tensor", f"shape {tuple(x.shape)}")
     require(is_integer(history_size, 1), "history_size", "an integer >= 1", history_size)
-    require(is_integer(max_iter, 0), "max_iter", "an integer >= 0", max_iter)
     require(is_real(tolerance) and 0 <= tolerance < math.inf, "tolerance", "a finite number >= 0", tolerance)
     require(is_real(c1) and 0 < c1 < 0.5, "c1", "in (0, 0.5)", c1)
     require(is_real(c2) and c1 < c2 < 1, "c2", f"in (c1, 1) = ({c1!r}, 1)", c2)
     require(is_integer(max_line_search, 1), "max_line_search", "an integer >= 1", max_line_search)
+    require(callable(direction), "direction", "a function (gradient, s_history, y_history) -> direction",
+            direction)
     return x
 
 
 def lbfgs_on_landscape(landscape, start=None, **options):
-    """L-BFGS on a 2-D (or any) landscape from ``start`` (default: its start); a Trajectory to draw.
+    """L-BFGS on a 2-D (or any) landscape from ``start`` (default: its start); its result is a Trajectory to draw.
 
-    ``options`` are lbfgs's (history_size, max_iter, tolerance, ...). For the iteration and evaluation counts
-    call ``lbfgs(lambda x: (landscape.f(x), landscape.grad(x)), start)`` and read its result.
+    ``options`` are lbfgs's (history_size, max_iter, tolerance, ...).
     """
     x0 = np.array(landscape.start if start is None else start, dtype=float)
-    return lbfgs(lambda x: (landscape.f(x), landscape.grad(x)), x0, **options).trajectory
+    return lbfgs(lambda x: (landscape.f(x), landscape.grad(x)), x0, **options)
 
 
 def lbfgs_torch(params, closure, **options):
@@ -410,7 +399,7 @@ def lbfgs_torch(params, closure, **options):
 
 @dataclass(frozen=True)
 class HessianCost:
-    """Per size N: the bytes of an N x N float64 Hessian (8 N^2) and the seconds of solving H d = g."""
+    """Per size N: the bytes an N x N float64 Hessian holds (measured) and the seconds of solving H d = g."""
 
     sizes: np.ndarray
     bytes: np.ndarray
@@ -420,10 +409,11 @@ class HessianCost:
 def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
     """Measure what a Newton step's Hessian costs as the number of parameters N grows (claim 18).
 
-    Memory: an N x N float64 matrix takes 8 N^2 bytes, O(N^2). Time: solving H d = grad f for a random
-    symmetric positive definite H, the core of a Newton step (solve, never invert); its LU factorization is
-    O(N^3), the same order as inverting H. Measured so that the curve shows the algorithm rather than the
-    machine's mood:
+    Memory: the bytes the process holds once an N x N Hessian is formed, as counted by tracemalloc (which sees
+    every numpy array; the temporaries of forming H are freed by then). Expect 8 N^2 plus a little, O(N^2).
+    Time: solving H d = grad f for a random symmetric positive definite H, the core of a Newton step (solve,
+    never invert); its LU factorization is O(N^3), the same order as inverting H. Measured so that the curve
+    shows the algorithm rather than the machine's mood:
 
     - BLAS runs on one thread (threadpoolctl): with several, small N cannot keep them busy and large N can, so
       the speed-up grows with N and flattens the measured exponent;
@@ -441,13 +431,11 @@ def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
              "a non-empty sequence of integers >= 1", sizes)
     require(is_integer(repeats, 1), "repeats", "an integer >= 1", repeats)
     rng = np.random.default_rng(seed)
-    seconds = []
+    held, seconds = [], []
     with threadpool_limits(limits=1):
         for n in sizes:
-            noise = rng.standard_normal((n, n))
-            symmetric = (noise + noise.T) / 2
-            # Strictly diagonally dominant with a positive diagonal, hence positive definite (Gershgorin).
-            hessian = symmetric + (np.abs(symmetric).sum(axis=1).max() + 1) * np.eye(n)
+            hessian, memory = _random_positive_definite_hessian(rng, n)
+            held.append(memory)
             gradient = rng.standard_normal(n)
             np.linalg.solve(hessian, gradient)  # warm-up: first-touch memory is not the cost
             timings = []
@@ -456,8 +444,26 @@ def hessian_cost(sizes=(400, 566, 800, 1131, 1600), repeats=3, seed=0):
                 np.linalg.solve(hessian, gradient)
                 timings.append(time.thread_time() - began)
             seconds.append(min(timings))
-    sizes = np.array(sizes)
-    return HessianCost(sizes, 8 * sizes.astype(float) ** 2, np.array(seconds))
+    return HessianCost(np.array(sizes), np.array(held, dtype=float), np.array(seconds))
+
+
+def _random_positive_definite_hessian(rng, n):
+    """A random symmetric positive definite n x n matrix, and the bytes that holding it takes (tracemalloc)."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        noise = rng.standard_normal((n, n))
+        symmetric = (noise + noise.T) / 2
+        del noise
+        # Strictly diagonally dominant with a positive diagonal, hence positive definite (Gershgorin).
+        symmetric[np.diag_indices(n)] += np.abs(symmetric).sum(axis=1).max() + 1
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return symmetric, held
 
 
 def loglog_slope(x, y):

@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "adam_uncorrected_first_step_ratio",
     "condition_number",
+    "gradient_descent_best_hyperparameters",
     "gradient_descent_best_learning_rate",
     "gradient_descent_rate",
     "gradient_descent_steps",
@@ -31,6 +32,12 @@ def condition_number(hessian):
 def gradient_descent_best_learning_rate(largest, smallest):
     """2 / (L + mu): the step that balances the slowest and the fastest direction."""
     return 2.0 / (largest + smallest)
+
+
+def gradient_descent_best_hyperparameters(largest, smallest):
+    """Gradient descent's config at its best learning rate, {"learning_rate": 2 / (L + mu)} (the form of
+    ``momentum_best_hyperparameters``, for course_lib.measure.valley_rates)."""
+    return {"learning_rate": gradient_descent_best_learning_rate(largest, smallest)}
 
 
 def gradient_descent_rate(kappa):

@@ -1,21 +1,22 @@
 """Train small torch models on the workbook's datasets, repeatably, with a progress bar.
 
 ``train(model, optimizer, dataset, epochs=...)`` runs mini-batch training and returns a ``History`` of the
-training loss after every step and the test loss and accuracy after every epoch. Seeds fix the model's
-initial weights and the order of the batches, so a run gives the same numbers every time.
+training loss after every step and the test loss and accuracy after every epoch; ``train_each`` trains one
+fresh copy of a model per optimizer setting, to compare them. Seeds fix the model's initial weights and the
+order of the batches, so a run gives the same numbers every time.
 """
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib.measure import running_mean
 from course_lib.validation import is_integer, require
 
-__all__ = ["History", "evaluate", "mlp", "race", "single_thread", "train"]
+__all__ = ["History", "evaluate", "mlp", "single_thread", "train", "train_each"]
 
 
 def mlp(sizes, seed=0, activation=nn.ReLU):
@@ -37,20 +38,22 @@ class History:
     diverged_at: int | None = None  # the step whose loss was not finite
 
     def smoothed_loss(self, window=20):
-        """The step losses averaged over a sliding window (the raw curve is noisy)."""
-        losses = np.asarray(self.step_loss, dtype=float)
-        if losses.size < window:
-            return losses
-        return np.convolve(losses, np.ones(window) / window, mode="valid")
+        """The step losses averaged over a sliding window (the raw curve is noisy): measure.running_mean."""
+        return running_mean(self.step_loss, window)
 
 
 @torch.no_grad()
 def evaluate(model, inputs, labels):
-    """(mean cross-entropy loss, accuracy) of ``model`` on a dataset, in evaluation mode."""
-    was_training = model.training
+    """(mean cross-entropy loss, accuracy) of ``model`` on a dataset, in evaluation mode.
+
+    Every submodule gets back the mode it had (a frozen part kept in eval mode inside a model in training
+    mode, e.g. a pretrained body whose batch-norm statistics must not move, stays in eval mode).
+    """
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     logits = model(inputs)
-    model.train(was_training)
+    for module, training in modes:
+        module.training = training
     loss = nn.functional.cross_entropy(logits, labels).item()
     return loss, (logits.argmax(dim=1) == labels).float().mean().item()
 
@@ -92,36 +95,17 @@ def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, 
     hooks = [on_step] if callable(on_step) else list(on_step)
     history = History()
     generator = torch.Generator().manual_seed(seed)
-    n = len(dataset.y_train)
     bar = tqdm(total=epochs, desc=progress, leave=True) if progress else None
     with single_thread():
         for epoch in range(1, epochs + 1):
-            for batch in torch.randperm(n, generator=generator).split(batch_size):
-                inputs = dataset.x_train[batch]
-                if augment is not None:
-                    inputs = augment(inputs, generator)
-                optimizer.zero_grad()
-                loss = nn.functional.cross_entropy(model(inputs), dataset.y_train[batch])
-                if not torch.isfinite(loss):
-                    history.diverged_at = len(history.step_loss) + 1
-                    break
-                loss.backward()
-                optimizer.step()
-                history.step_loss.append(loss.item())
-                history.learning_rate.append(optimizer.param_groups[0]["lr"])
-                if scheduler is not None and scheduler_interval == "step":
-                    scheduler.step()
-                for hook in hooks:
-                    hook(model, len(history.step_loss))
+            _train_epoch(model, optimizer, dataset, batch_size, generator, history,
+                         scheduler if scheduler_interval == "step" else None, augment, hooks)
             if history.diverged_at is not None:
                 break
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             if evaluate_every is not None and (epoch % evaluate_every == 0 or epoch == epochs):
-                test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
-                history.test_loss.append(test_loss)
-                history.test_accuracy.append(test_accuracy)
-                history.train_accuracy.append(evaluate(model, dataset.x_train, dataset.y_train)[1])
+                _evaluate_epoch(model, dataset, history)
             if bar is not None:
                 bar.update()
                 scores = {"test_acc": f"{history.test_accuracy[-1]:.2f}"} if history.test_accuracy else {}
@@ -131,11 +115,43 @@ def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, 
     return history
 
 
-def race(make_optimizer, runners, dataset, make_model, epochs=10, batch_size=128, seed=0):
+def _train_epoch(model, optimizer, dataset, batch_size, generator, history, step_scheduler, augment, hooks):
+    """One pass over a fresh permutation of the training set; stops at a loss that is not finite."""
+    for batch in torch.randperm(len(dataset.y_train), generator=generator).split(batch_size):
+        inputs = dataset.x_train[batch]
+        if augment is not None:
+            inputs = augment(inputs, generator)
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(inputs), dataset.y_train[batch])
+        if not torch.isfinite(loss):
+            history.diverged_at = len(history.step_loss) + 1
+            return
+        loss.backward()
+        optimizer.step()
+        history.step_loss.append(loss.item())
+        history.learning_rate.append(optimizer.param_groups[0]["lr"])
+        if step_scheduler is not None:
+            step_scheduler.step()
+        for hook in hooks:
+            hook(model, len(history.step_loss))
+
+
+def _evaluate_epoch(model, dataset, history):
+    test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+    history.test_loss.append(test_loss)
+    history.test_accuracy.append(test_accuracy)
+    history.train_accuracy.append(evaluate(model, dataset.x_train, dataset.y_train)[1])
+
+
+def train_each(make_optimizer, runners, dataset, make_model, epochs=10, batch_size=128, seed=0):
     """Train one fresh copy of the same model per runner and return label -> History.
 
+        histories = train_each(optim.RuleOptimizer, {"adam": {"rule": optim.adam, "learning_rate": 1e-3},
+                                                     "sgd": {"rule": optim.sgd, "learning_rate": 0.1}},
+                               data.mnist1d(), make_model=lambda seed: mlp([40, 128, 10], seed=seed))
+
     ``runners``: label -> arguments for ``make_optimizer(parameters, **arguments)``; every runner starts from
-    the same initial weights and sees the same batches.
+    the same initial weights (``make_model(seed)``) and sees the same batches.
     """
     histories = {}
     for label, arguments in runners.items():

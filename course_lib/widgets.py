@@ -14,13 +14,11 @@ import warnings
 import ipywidgets as W
 import numpy as np
 
-from . import landscapes as L
-from . import optim, schedules
-from .augmentation import random_circular_shift
-from .checks import NotReady
-from .plots import AugmentationPicture, DropoutPicture, RacePicture, SchedulePicture
-from .regularization import inverted_dropout, vanilla_dropout
-from .trajectories import run
+from course_lib import landscapes as L
+from course_lib import optim, schedules
+from course_lib.checks import NotReady
+from course_lib.plots import RacePicture, SchedulePicture
+from course_lib.trajectories import run
 
 __all__ = ["CONTROLS", "AugmentationExplorer", "DropoutExplorer", "Method", "Race", "ScheduleExplorer",
            "augmentation_explorer", "dropout_explorer", "race", "schedule_explorer"]
@@ -321,18 +319,38 @@ def schedule_explorer(schedule="step_decay", learning_rate=0.5, gradient_noise=0
     return ScheduleExplorer(schedule, learning_rate, gradient_noise, yours, **values)
 
 
-# ---- Regularization (notebooks 07-08): dropout's masks, augmentation --------------------------------------------
-class _PictureWithSummary:
-    """Sliders (``self.controls``) above a picture (``self.image``) and a line of text that says what the
-    picture shows (``self.summary``); every change of a control calls ``refresh()``."""
+# ---- Notebook 06: ensembles and weight averages ----------------------------------------------------------------
+class EnsembleExplorer:
+    """The ensemble of the first K members against K, for one of several sets of members (precomputed logits:
+    a slider only averages and redraws). ``member_sets``: label -> logits of shape (members, examples, classes)
+    on the test set; ``labels``: the test labels."""
 
-    def _assemble(self, columns):
+    def __init__(self, member_sets, labels, size=None):
+        from course_lib.ensembles import growing_ensemble, member_scores
+        from course_lib.plots import EnsemblePicture
+
+        if not member_sets:
+            raise ValueError("member_sets must name at least one set of members, got none")
+        self.scores = {}
+        for name, logits in member_sets.items():
+            member_nll, member_accuracy = member_scores(logits, labels)
+            ensemble_nll, ensemble_accuracy = growing_ensemble(logits, labels)
+            self.scores[name] = (member_nll, member_accuracy, ensemble_nll, ensemble_accuracy)
+        largest = max(len(scores[0]) for scores in self.scores.values())
+        first = next(iter(self.scores))
+        every = [np.concatenate([scores[i] for scores in self.scores.values()]) for i in range(4)]
+        self.controls = {
+            "members": W.Dropdown(options=list(self.scores), value=first, description="members",
+                                  style=_STYLE, layout=W.Layout(width="420px")),
+            "size": _int_slider("ensemble size K", size or len(self.scores[first][0]), 1, largest),
+        }
+        self.picture = EnsemblePicture(largest, accuracy_range=np.concatenate([every[1], every[3]]),
+                                       nll_range=np.concatenate([every[0], every[2]]))
         self.image = W.Image(format="png", layout=W.Layout(width="auto"))
-        self.summary = W.HTML(layout=W.Layout(width="auto"))
+        self.summary = W.HTML()
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
-        self.widget = W.VBox([W.GridBox(list(self.controls.values()),
-                                        layout=W.Layout(grid_template_columns=columns)), self.image, self.summary])
+        self.widget = W.VBox([W.HBox(list(self.controls.values())), self.image, self.summary])
         self.refresh()
 
     def _ipython_display_(self):
@@ -340,11 +358,123 @@ class _PictureWithSummary:
 
         display(self.widget)
 
+    def refresh(self):
+        name = self.controls["members"].value
+        member_nll, member_accuracy, ensemble_nll, ensemble_accuracy = self.scores[name]
+        size = self.controls["size"]
+        size.max = len(member_nll)  # sets of different sizes: the slider never goes past this set's members
+        k = min(size.value, len(member_nll))
+        self.picture.update(member_nll, member_accuracy, ensemble_nll, ensemble_accuracy, k)
+        self.image.value = self.picture.png()
+        own_accuracy, own_nll = member_accuracy[:k], member_nll[:k]
+        self.summary.value = (
+            f"<b>{name}</b>, the first {k}: ensemble accuracy <b>{ensemble_accuracy[k - 1]:.3f}</b>, NLL "
+            f"<b>{ensemble_nll[k - 1]:.3f}</b>; those members on their own: accuracy "
+            f"{own_accuracy.min():.3f}–{own_accuracy.max():.3f} (mean {own_accuracy.mean():.3f}), "
+            f"NLL {own_nll.min():.3f}–{own_nll.max():.3f} (mean {own_nll.mean():.3f}).")
+
     def _on_change(self, change):
         self.refresh()
 
 
-class DropoutExplorer(_PictureWithSummary):
+def ensemble_explorer(member_sets, labels, size=None):
+    """Build and return an ``EnsembleExplorer`` widget (see ``EnsembleExplorer``); the notebook displays it."""
+    return EnsembleExplorer(member_sets, labels, size)
+
+
+class AveragingExplorer:
+    """The test loss of a run's trained weights against their exponential moving average, one decay at a time
+    (a slider over the decays measured during training by ``course_lib.averaging.LossCurves``: it only
+    redraws). ``curves.losses`` must hold "raw" (the trained weights), "uniform" and one entry per decay."""
+
+    def __init__(self, curves, decay=0.99):
+        from course_lib.averaging import first_below, roughness
+        from course_lib.plots import AveragingPicture
+
+        self.steps = np.asarray(curves.steps)
+        self.losses = {label: np.asarray(values) for label, values in curves.losses.items()}
+        missing = [label for label in ("raw", "uniform") if label not in self.losses]
+        self.decays = sorted(label for label in self.losses if not isinstance(label, str))
+        if missing or not self.decays:
+            raise ValueError(f"curves must hold 'raw', 'uniform' and at least one decay, got {list(self.losses)}")
+        if decay not in self.decays:
+            raise ValueError(f"decay must be one of the measured decays {self.decays}, got {decay!r}")
+        raw, half = self.losses["raw"], self.steps >= self.steps[-1] / 2
+        self.facts = {d: (first_below(self.steps, self.losses[d], raw),
+                          roughness(raw[half]) / max(roughness(self.losses[d][half]), 1e-12)) for d in self.decays}
+        self.controls = {"decay": W.SelectionSlider(options=[(f"{d:g}", d) for d in self.decays], value=decay,
+                                                    description="decay", continuous_update=False, style=_STYLE,
+                                                    layout=W.Layout(width="420px"))}
+        self.picture = AveragingPicture(self.steps, raw, self.losses["uniform"], self.decays,
+                                        [self.losses[d][-1] for d in self.decays])
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML()
+        self.controls["decay"].observe(self._on_change, names="value")
+        self.widget = W.VBox([self.controls["decay"], self.image, self.summary])
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def refresh(self):
+        decay = self.controls["decay"].value
+        averaged = self.losses[decay]
+        better_from, calmer = self.facts[decay]
+        self.picture.update(self.steps, averaged, decay, averaged[-1], better_from)
+        self.image.value = self.picture.png()
+        epoch = int(self.steps[1]) if len(self.steps) > 1 else 1
+        lag = (f"first below the trained weights at step {better_from}" if better_from is not None
+               else "never below the trained weights")
+        self.summary.value = (
+            f"decay <b>{decay:g}</b> remembers about {1 / (1 - decay):.0f} steps: final test loss "
+            f"<b>{averaged[-1]:.3f}</b> (trained weights {self.losses['raw'][-1]:.3f}, uniform average "
+            f"{self.losses['uniform'][-1]:.3f}). Lag: {lag}; after {epoch} steps it still holds "
+            f"{decay ** epoch:.0%} of the initial weights. Noise: in the second half its curve wiggles "
+            f"{calmer:.1f}× less than the trained weights'.")
+
+    def _on_change(self, change):
+        self.refresh()
+
+
+def averaging_explorer(curves, decay=0.99):
+    """Build and return an ``AveragingExplorer`` widget (see ``AveragingExplorer``); the notebook displays it."""
+    return AveragingExplorer(curves, decay)
+
+
+# ---- Pictures under sliders, with a summary in words (notebooks 07-10) ----------------------------------------
+
+class _PictureWidget:
+    """Sliders (``self.controls``) above a picture (an ipywidgets.Image) and a one-line summary in words below
+    it; every change of a control calls ``refresh()``. ``columns``: a CSS grid template to lay the controls out
+    in columns (one row of them otherwise)."""
+
+    def _assemble(self, columns=None):
+        self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML()
+        for control in self.controls.values():
+            control.observe(lambda change: self.refresh(), names="value")
+        controls = list(self.controls.values())
+        row = W.HBox(controls) if columns is None else W.GridBox(controls,
+                                                                 layout=W.Layout(grid_template_columns=columns))
+        self.widget = W.VBox([row, self.image, self.summary])
+        self.refresh()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _selection_slider(description, options, value):
+    return W.SelectionSlider(options=options, value=value, description=description, continuous_update=False,
+                             style=_STYLE, layout=_layout())
+
+
+# ---- Regularization (notebooks 07-08): dropout's masks, augmentation --------------------------------------------
+
+class DropoutExplorer(_PictureWidget):
     """Dropout on one layer's activations, under sliders: the drop probability, the number M of training
     passes averaged, and the form (inverted; vanilla; vanilla with its test-time scaling forgotten).
 
@@ -359,6 +489,9 @@ class DropoutExplorer(_PictureWithSummary):
              "vanilla, test-time scaling forgotten": "forgotten"}
 
     def __init__(self, activations, drop_probability=0.5, passes=20, form="inverted", seed=0):
+        from course_lib.plots import DropoutPicture
+        from course_lib.regularization import inverted_dropout, vanilla_dropout
+
         self.activations = np.asarray(activations, dtype=float).reshape(-1)
         if self.activations.size == 0 or not np.isfinite(self.activations).all():
             raise ValueError(f"activations must be a non-empty array of finite numbers, got {activations!r}")
@@ -408,12 +541,13 @@ class DropoutExplorer(_PictureWithSummary):
         return (f"{pass_text}{scaling}. The average of {passes} passes is within {error:.0%} (RMS) of the "
                 f"test-time output; theory for independent masks: √(drop / (keep·M)) = {expected:.0%}.")
 
+
 def dropout_explorer(activations, drop_probability=0.5, passes=20, form="inverted", seed=0):
     """Build and return a ``DropoutExplorer`` widget (see ``DropoutExplorer``); the notebook displays it."""
     return DropoutExplorer(activations, drop_probability, passes, form, seed)
 
 
-class AugmentationExplorer(_PictureWithSummary):
+class AugmentationExplorer(_PictureWidget):
     """Random circular shifts of MNIST-1D signals under a slider, beside the test accuracy that training with
     each shift range reached (a sweep computed beforehand: the slider only redraws).
 
@@ -425,6 +559,9 @@ class AugmentationExplorer(_PictureWithSummary):
     COPIES = 4
 
     def __init__(self, signals, sweep, max_shift=5, signal=0, seed=0):
+        from course_lib.augmentation import random_circular_shift
+        from course_lib.plots import AugmentationPicture
+
         self.signals = np.asarray(signals, dtype=float)
         if self.signals.ndim != 2 or len(self.signals) == 0:
             raise ValueError(f"signals must be a (count, length) array, got shape {self.signals.shape}")
@@ -467,6 +604,118 @@ class AugmentationExplorer(_PictureWithSummary):
                      f"reached {self.sweep[above]:.2f} (no augmentation: {baseline:.2f}).")
         return text + f" Best in the sweep: ±{best} ({self.sweep[best]:.2f})."
 
+
 def augmentation_explorer(signals, sweep, max_shift=5, signal=0, seed=0):
     """Build and return an ``AugmentationExplorer`` widget (see ``AugmentationExplorer``)."""
     return AugmentationExplorer(signals, sweep, max_shift, signal, seed)
+
+
+# ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
+
+class BatchNoiseExplorer(_PictureWidget):
+    """The noise batch norm puts into training: one example's normalised value at one input position, in
+    random batches of the chosen size (training mode), against its test-time value (running averages, here
+    the statistics of the whole training set). Sliders: the batch size and the position."""
+
+    BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
+
+    def __init__(self, inputs, batch_size=16, position=20, draws=200, seed=0):
+        import torch
+
+        from course_lib.batch_norm import normalised_across_batches
+        from course_lib.plots import BatchNoisePicture
+
+        inputs = torch.as_tensor(inputs, dtype=torch.float64)
+        self.values = {size: normalised_across_batches(inputs, size, draws=draws, seed=seed)
+                       for size in self.BATCH_SIZES}
+        mean, variance = inputs.mean(axis=0), inputs.var(axis=0, unbiased=False)
+        self.test_values = ((inputs[0] - mean) / (variance + 1e-5) ** 0.5).numpy()
+        self.spreads = np.array([self.values[size].std(axis=0).mean() for size in self.BATCH_SIZES])
+        self.picture = BatchNoisePicture(self.BATCH_SIZES, self.spreads)
+        self.controls = {
+            "batch_size": _selection_slider("batch size B", self.BATCH_SIZES, batch_size),
+            "position": _int_slider("input position", position, 0, inputs.shape[1] - 1),
+        }
+        self._assemble()
+
+    def refresh(self):
+        size, position = self.controls["batch_size"].value, self.controls["position"].value
+        values = self.values[size][:, position]
+        spread = self.spreads[self.BATCH_SIZES.index(size)]
+        self.picture.update(values, self.test_values[position], size, spread)
+        self.image.value = self.picture.png()
+        self.summary.value = (
+            f"Batches of {size}: the example's normalised value at position {position} is "
+            f"{values.mean():.2f} ± {values.std():.2f} (std over {len(values)} random batches); at test time it "
+            f"is always {self.test_values[position]:.2f}. Averaged over positions the spread is {spread:.2f}.")
+
+
+class LearningRateExplorer(_PictureWidget):
+    """A ``batch_norm.LearningRateSweep`` under a learning-rate slider: both runs' training losses at the
+    chosen rate, and every run's final test accuracy."""
+
+    def __init__(self, sweep, learning_rate=None):
+        from course_lib.plots import LearningRatePicture
+
+        self.sweep = sweep
+        self.picture = LearningRatePicture(sweep)
+        rates = [(f"{rate:g}", index) for index, rate in enumerate(sweep.learning_rates)]
+        start = len(rates) // 2 if learning_rate is None else sweep.learning_rates.index(learning_rate)
+        self.controls = {"learning_rate": _selection_slider("learning rate", rates, start)}
+        self._assemble()
+
+    def refresh(self):
+        index = self.controls["learning_rate"].value
+        self.picture.update(index)
+        self.image.value = self.picture.png()
+        parts = []
+        for label, histories in self.sweep.histories.items():
+            history = histories[index]
+            if history.diverged_at is not None:
+                parts.append(f"{label}: diverged at step {history.diverged_at}")
+                continue
+            growth = self.sweep.weight_growth[label][index]
+            parts.append(f"{label}: test accuracy {history.test_accuracy[-1]:.2f} (first layer's weights "
+                         f"×{growth:.1f} in norm)")
+        self.summary.value = (f"Learning rate {self.sweep.learning_rates[index]:g}: " + "; ".join(parts)
+                              + ". Chance is 0.10.")
+
+
+def batch_noise(inputs, batch_size=16, position=20):
+    """Build and return a ``BatchNoiseExplorer`` (see there); the notebook displays it."""
+    return BatchNoiseExplorer(inputs, batch_size=batch_size, position=position)
+
+
+def learning_rate_sweep(sweep, learning_rate=None):
+    """Build and return a ``LearningRateExplorer`` of ``sweep`` (see there); the notebook displays it."""
+    return LearningRateExplorer(sweep, learning_rate)
+
+
+# ---- Transfer learning (notebook 10) ---------------------------------------------------------------------------
+
+class TransferExplorer(_PictureWidget):
+    """A ``transfer.TransferTable`` under a slider for the number of labelled examples per class: each regime's
+    test accuracy during training at that number, beside the whole table."""
+
+    def __init__(self, table, count=None):
+        from course_lib.plots import TransferPicture
+
+        self.table = table
+        self.picture = TransferPicture(table)
+        count = table.counts[0] if count is None else count
+        self.controls = {"count": _selection_slider("labelled examples per class N", table.counts, count)}
+        self._assemble()
+
+    def refresh(self):
+        count = self.controls["count"].value
+        self.picture.update(count)
+        self.image.value = self.picture.png()
+        means = sorted(((self.table.mean(regime, count), regime) for regime in self.table.regimes), reverse=True)
+        self.summary.value = (f"N = {count} labelled examples per class, final test accuracy (mean of "
+                              f"{len(self.table.settings['seeds'])} seeds), best first: "
+                              + "; ".join(f"{regime} {mean:.2f}" for mean, regime in means) + ".")
+
+
+def transfer_table(table, count=None):
+    """Build and return a ``TransferExplorer`` of ``table`` (see there); the notebook displays it."""
+    return TransferExplorer(table, count)

@@ -23,8 +23,11 @@ SOURCE = ROOT / "instructor" / "source"
 NB1 = "01_problems_of_optimization"
 NB2 = "02_momentum_and_nesterov"
 NB3 = "03_adaptive_methods"
+NB6 = "06_ensembles_and_averaging"
 NB7 = "07_dropout"
 NB8 = "08_randomness_regularizers"
+NB9 = "09_batch_norm"
+NB10 = "10_transfer_learning"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -90,7 +93,14 @@ class Answer:
 
 LOOP_FOREVER = "while True:\n    pass"
 HARDCODED_RHO = ('rho = config.get("rho", 0.9)', "rho = 0.9")
+# Batch norm's running averages with CS231n's momentum convention (the old value weighted by momentum).
+MOMENTUM_SWAPPED = [(f"(1 - momentum) * running_{name} + momentum * {batch}",
+                     f"momentum * running_{name} + (1 - momentum) * {batch}")
+                    for name, batch in (("mean", "mean"), ("var", "variance * n / (n - 1)"))]
 NO_BIAS_CORRECTION = ("first_unbiased = first_moment / (1 - beta1**t)", "first_unbiased = first_moment")
+EMA_SWAPPED = ("decay * average + (1 - decay) * weights", "decay * weights + (1 - decay) * average")
+EVAL_FORGOTTEN = ("            model.eval()\n", "")
+EMA_IN_PLACE = ("new_average = copy.deepcopy(average_model)", "new_average = average_model")
 # Random exercises, judged by properties: survivors never scaled (a likely bug); shifts drawn from numpy's global
 # generator instead of rng (no likely bug: the judge says what differs).
 DROPOUT_NEVER_SCALED = ("return x * mask / keep", "return x * mask")
@@ -163,12 +173,35 @@ def corpus(submissions, out):
     nb1_ids = ("best_learning_rate", "steps_to_shrink")
     nb2_ids = ("sgd_momentum", "nesterov")
     nb3_ids = ("rmsprop", "adam")
+    nb6_ids = ("ema_update", "ensemble_predict")
+    nb9_ids = ("batchnorm_forward", "batchnorm_backward")
+    freeze = "freeze_body_and_replace_head"
+    momentum_swapped = reference_solutions(NB9)["batchnorm_forward"]
+    for old, new in MOMENTUM_SWAPPED:
+        momentum_swapped = replacing(momentum_swapped, old, new)
     cases = {
         "correct": {NB1: Answer(NB1).solve(*nb1_ids), NB2: Answer(NB2).solve(*nb2_ids),
-                    NB3: Answer(NB3).solve(*nb3_ids), NB7: Answer(NB7).solve("inverted_dropout"),
-                    NB8: Answer(NB8).solve("random_circular_shift")},
+                    NB3: Answer(NB3).solve(*nb3_ids), NB6: Answer(NB6).solve(*nb6_ids),
+                    NB7: Answer(NB7).solve("inverted_dropout"), NB8: Answer(NB8).solve("random_circular_shift"),
+                    NB9: Answer(NB9).solve(*nb9_ids), NB10: Answer(NB10).solve(freeze)},
+        # Random exercises, judged by properties: 7.1 with a likely bug, 8.1 drawing from numpy's global generator.
         "random_mistakes": {NB7: Answer(NB7).edit("inverted_dropout", *DROPOUT_NEVER_SCALED),
                             NB8: Answer(NB8).edit("random_circular_shift", *SHIFTS_FROM_GLOBAL_NUMPY)},
+        # Notebook 06's functions of torch models: old and new weights swapped, and eval() forgotten ...
+        "swapped_ema_and_eval_forgotten": {NB6: Answer(NB6).edit("ema_update", *EMA_SWAPPED)
+                                           .edit("ensemble_predict", *EVAL_FORGOTTEN)},
+        # ... the right numbers from an average changed in place, and a cell that relies on an import made
+        # elsewhere in the notebook (the grader runs the exercise's cell alone).
+        "ema_in_place_and_missing_import": {NB6: Answer(NB6).edit("ema_update", *EMA_IN_PLACE).write(
+            "ensemble_predict", "def ensemble_predict(models, inputs):\n"
+                                "    members = [copy.deepcopy(model).eval() for model in models]\n"
+                                "    return torch.stack([m(inputs).softmax(-1) for m in members]).mean(0)")},
+        # Batch norm: a likely bug in 9.1 (named in the feedback), 9.2 right; 10.1 with the body left in
+        # training mode (a likely bug), and 10.1 changing the caller's model (a structural mistake).
+        "batch_norm_momentum_swapped": {NB9: Answer(NB9).solve("batchnorm_backward").write("batchnorm_forward",
+                                                                                           momentum_swapped)},
+        "frozen_body_left_training": {NB10: Answer(NB10).edit(freeze, "    model.body.eval()\n", "")},
+        "frozen_in_place": {NB10: Answer(NB10).edit(freeze, "model = copy.deepcopy(model)", "model = model")},
         # sgd_momentum ignores config["rho"]; nesterov has a syntax error.
         "hardcoded_rho_and_syntax_error": {NB2: Answer(NB2).edit("sgd_momentum", *HARDCODED_RHO).write(
             "nesterov", "def nesterov(x, dx, config=None)\n    return x, config")},
@@ -215,12 +248,21 @@ def expected(submissions, out):
     full = {NB1: {"check_best_learning_rate": 1, "check_steps_to_shrink": 1},
             NB2: {"check_sgd_momentum": 2, "check_nesterov": 2},
             NB3: {"check_rmsprop": 2, "check_adam": 2},
-            NB7: {"check_inverted_dropout": 2}, NB8: {"check_random_circular_shift": 2}}
+            NB6: {"check_ema_update": 2, "check_ensemble_predict": 2},
+            NB7: {"check_inverted_dropout": 2}, NB8: {"check_random_circular_shift": 2},
+            NB9: {"check_batchnorm_forward": 2, "check_batchnorm_backward": 2},
+            NB10: {"check_freeze_body_and_replace_head": 2}}
     scores = {
         ("correct", NB1): full[NB1], ("correct", NB2): full[NB2], ("correct", NB3): full[NB3],
-        ("correct", NB7): full[NB7], ("correct", NB8): full[NB8],
+        ("correct", NB6): full[NB6], ("correct", NB7): full[NB7], ("correct", NB8): full[NB8],
+        ("correct", NB9): full[NB9], ("correct", NB10): full[NB10],
         ("random_mistakes", NB7): {"check_inverted_dropout": 0},
         ("random_mistakes", NB8): {"check_random_circular_shift": 0},
+        ("swapped_ema_and_eval_forgotten", NB6): {"check_ema_update": 0, "check_ensemble_predict": 0},
+        ("ema_in_place_and_missing_import", NB6): {"check_ema_update": 0, "check_ensemble_predict": 0},
+        ("batch_norm_momentum_swapped", NB9): {"check_batchnorm_forward": 0, "check_batchnorm_backward": 2},
+        ("frozen_body_left_training", NB10): {"check_freeze_body_and_replace_head": 0},
+        ("frozen_in_place", NB10): {"check_freeze_body_and_replace_head": 0},
         ("hardcoded_rho_and_syntax_error", NB2): {"check_sgd_momentum": 0, "check_nesterov": 0},
         ("loop_in_function", NB2): {"check_sgd_momentum": 0, "check_nesterov": 2},
         ("loop_top_level", NB1): {"check_best_learning_rate": 0, "check_steps_to_shrink": 1},

@@ -40,11 +40,26 @@ def test_a_damaged_data_file_is_refused(tmp_path, monkeypatch):
         data._verified("mnist1d.npz")
 
 
+def _rows(x, y):
+    """The (pixels, label) rows of a split, as a sorted array: a multiset that can be compared."""
+    rows = np.c_[np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)]
+    return rows[np.lexsort(rows.T[::-1])]
+
+
 def test_digits_split_is_fixed_and_disjoint():
-    first, again = data.digits(), data.digits()
-    assert torch.equal(first.x_train, again.x_train)
-    assert len(first.y_train) + len(first.y_test) == 1797
-    assert float(first.x_train.max()) <= 1.0
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    split = data.digits.__wrapped__()  # a fresh split, not the cached one
+    # Train and test together are the 1797 digits, each exactly once: no digit is in both, none is lost.
+    np.testing.assert_array_equal(_rows(torch.cat([split.x_train, split.x_test]), torch.cat([split.y_train,
+                                                                                            split.y_test])),
+                                  _rows(images / 16.0, labels))
+    assert (len(split.y_train), len(split.y_test)) == (1348, 449)
+    again, other_seed = data.digits.__wrapped__(), data.digits.__wrapped__(seed=1)
+    assert torch.equal(again.x_test, split.x_test) and torch.equal(again.y_train, split.y_train)
+    assert not torch.equal(other_seed.y_test, split.y_test)  # the seed, not the file order, fixes the split
+    assert float(split.x_train.min()) == 0.0 and float(split.x_train.max()) == 1.0
 
 
 def run_once(rule, learning_rate, epochs=2):

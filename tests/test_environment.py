@@ -134,50 +134,53 @@ def load_env(path: Path) -> dict:
 def check_pins(env: dict, lock: dict[str, str], dev_lock: dict[str, str], extras: set[str],
                allowed_options: set[str]) -> list[str]:
     """Every package pinned with ==, same version as requirements.lock, every lock package present."""
-    problems = []
     conda, pip_lines = split_env(env)
-    for spec in conda:
-        name, version = conda_name_version(str(spec))
-        if name not in CONDA_ALLOWED:
-            problems.append(f"conda package {spec!r}: only {sorted(CONDA_ALLOWED)} come from conda; "
-                            "Python packages are pip-installed with the pins of requirements.lock")
-        elif not version or not re.fullmatch(r"\d+(\.\d+)+", version):
-            problems.append(f"conda package {spec!r} is not pinned to an exact version (name=X.Y[.Z])")
+    problems = [problem for spec in conda for problem in _conda_pin_problems(spec)]
     reqs, options, parse_problems = pip_requirements(pip_lines)
     problems += parse_problems
     for option in options:
         if option not in allowed_options:
             problems.append(f"pip option line {option!r} is not allowed here (allowed: {sorted(allowed_options)})")
-    seen = set()
     for req in reqs:
-        name = normalize(req.name)
-        seen.add(name)
-        specs = list(req.specifier)
-        if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
-            problems.append(f"pip package {str(req)!r} is not pinned with a single `==version`")
-            continue
-        try:
-            version = Version(specs[0].version)
-        except InvalidVersion:
-            problems.append(f"pip package {str(req)!r} has an invalid version")
-            continue
-        if name in lock:
-            wanted = Version(lock[name])
-            # torch may carry a local label (+cpu); everything else must match exactly.
-            same = version.public == wanted.public if name == "torch" else version == wanted
-            if not same:
-                problems.append(f"{req.name}: pinned {version}, requirements.lock has {lock[name]}")
-        elif name in {normalize(e) for e in extras}:
-            if name in dev_lock and version != Version(dev_lock[name]):
-                problems.append(f"{req.name}: pinned {version}, requirements-dev.lock has {dev_lock[name]}")
-        else:
-            problems.append(f"{req.name} is not in requirements.lock (and not an allowed extra {sorted(extras)})")
+        problems += _pip_pin_problems(req, lock, dev_lock, extras)
+    seen = {normalize(req.name) for req in reqs}
     for name in sorted(set(lock) - seen):
         problems.append(f"{name} (requirements.lock) is missing: pip would not pin it")
     names = [normalize(r.name) for r in reqs if r.marker is None]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{name} is pinned more than once")
     return problems
+
+
+def _conda_pin_problems(spec) -> list[str]:
+    name, version = conda_name_version(str(spec))
+    if name not in CONDA_ALLOWED:
+        return [f"conda package {spec!r}: only {sorted(CONDA_ALLOWED)} come from conda; "
+                "Python packages are pip-installed with the pins of requirements.lock"]
+    if not version or not re.fullmatch(r"\d+(\.\d+)+", version):
+        return [f"conda package {spec!r} is not pinned to an exact version (name=X.Y[.Z])"]
+    return []
+
+
+def _pip_pin_problems(req, lock: dict[str, str], dev_lock: dict[str, str], extras: set[str]) -> list[str]:
+    name = normalize(req.name)
+    specs = list(req.specifier)
+    if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+        return [f"pip package {str(req)!r} is not pinned with a single `==version`"]
+    try:
+        version = Version(specs[0].version)
+    except InvalidVersion:
+        return [f"pip package {str(req)!r} has an invalid version"]
+    if name in lock:
+        wanted = Version(lock[name])
+        # torch may carry a local label (+cpu); everything else must match exactly.
+        same = version.public == wanted.public if name == "torch" else version == wanted
+        return [] if same else [f"{req.name}: pinned {version}, requirements.lock has {lock[name]}"]
+    if name in {normalize(e) for e in extras}:
+        if name in dev_lock and version != Version(dev_lock[name]):
+            return [f"{req.name}: pinned {version}, requirements-dev.lock has {dev_lock[name]}"]
+        return []
+    return [f"{req.name} is not in requirements.lock (and not an allowed extra {sorted(extras)})"]
 
 
 def check_python_311(env: dict) -> list[str]:
@@ -212,29 +215,41 @@ def check_torch_cpu(env: dict, platforms: list[dict]) -> list[str]:
     for req in reqs:
         if normalize(req.name).startswith("nvidia-") or normalize(req.name) in {"triton", "pytorch-triton"}:
             problems.append(f"{req.name} is a CUDA-only dependency")
+    problems += _index_problems(options)
+    torch = [r for r in reqs if normalize(r.name) == "torch"]
+    for platform in platforms:
+        problems += _torch_platform_problems(torch, platform)
+    return problems
+
+
+def _index_problems(options: list[str]) -> list[str]:
+    """The CPU index is there; no other index could serve a CUDA torch."""
     urls = []
     for option in options:
         match = re.match(r"^(--extra-index-url|--index-url|-i|--find-links|-f)(?:\s+|=)(\S+)$", option)
         if match:
             urls.append(match[2])
+    problems = []
     if CPU_INDEX not in urls:
         problems.append(f"pip has no `--extra-index-url {CPU_INDEX}`: a +cpu torch cannot be found")
     for url in urls:
         if url != CPU_INDEX and re.search(r"pytorch|/whl/|cu\d|rocm|nvidia", url):
             problems.append(f"index {url!r} could serve a non-CPU torch")
-    torch = [r for r in reqs if normalize(r.name) == "torch"]
-    for platform in platforms:
-        applies = [r for r in torch if r.marker is None or r.marker.evaluate(platform)]
-        where = platform["sys_platform"]
-        if len(applies) != 1:
-            problems.append(f"{len(applies)} torch requirements apply on {where}, expected exactly 1")
-            continue
-        specs = list(applies[0].specifier)
-        local = Version(specs[0].version).local if len(specs) == 1 and specs[0].operator == "==" else None
-        if local != "cpu":
-            problems.append(f"torch on {where} is {str(applies[0])!r}: pin `torch==X.Y.Z+cpu`, "
-                            "otherwise pip may take the multi-GB CUDA build")
     return problems
+
+
+def _torch_platform_problems(torch: list, platform: dict) -> list[str]:
+    """Exactly one torch requirement applies on ``platform``, pinned to a +cpu build."""
+    applies = [r for r in torch if r.marker is None or r.marker.evaluate(platform)]
+    where = platform["sys_platform"]
+    if len(applies) != 1:
+        return [f"{len(applies)} torch requirements apply on {where}, expected exactly 1"]
+    specs = list(applies[0].specifier)
+    local = Version(specs[0].version).local if len(specs) == 1 and specs[0].operator == "==" else None
+    if local != "cpu":
+        return [f"torch on {where} is {str(applies[0])!r}: pin `torch==X.Y.Z+cpu`, "
+                "otherwise pip may take the multi-GB CUDA build"]
+    return []
 
 
 def check_postbuild(path: Path, repo: Path | None = None) -> list[str]:
@@ -248,12 +263,7 @@ def check_postbuild(path: Path, repo: Path | None = None) -> list[str]:
     commands = [ln.strip() for ln in lines[1:] if ln.strip() and not ln.strip().startswith("#")]
     if not commands or not re.match(r"^set\s+-[a-z]*e", commands[0]):
         problems.append(f"{path.name}: the first command must be `set -e` (or `set -euo pipefail`)")
-    if not path.stat().st_mode & stat.S_IXUSR:
-        problems.append(f"{path.name} is not executable (chmod +x)")
-    if repo is not None and shutil.which("git"):
-        staged = subprocess.run(["git", "ls-files", "-s", str(path)], cwd=repo, capture_output=True, text=True)
-        if staged.returncode == 0 and staged.stdout and not staged.stdout.startswith("100755"):
-            problems.append(f"{path.name} is tracked without the executable bit (git update-index --chmod=+x)")
+    problems += _executable_problems(path, repo)
     installs = [c for c in commands if re.search(r"\bpip install\b", c)
                 and re.search(r"(\s-e|--editable)\s+\.(\s|$)", c)]
     if not installs:
@@ -263,6 +273,18 @@ def check_postbuild(path: Path, repo: Path | None = None) -> list[str]:
     for c in commands:
         if re.search(r"labextension|nbextension|jupyter\s+lab\s+build", c):
             problems.append(f"{path.name}: no labextension step is needed with JupyterLab 4 + ipywidgets 8: {c!r}")
+    return problems
+
+
+def _executable_problems(path: Path, repo: Path | None) -> list[str]:
+    """The file is executable, and git (when ``repo`` is given) tracks it so."""
+    problems = []
+    if not path.stat().st_mode & stat.S_IXUSR:
+        problems.append(f"{path.name} is not executable (chmod +x)")
+    if repo is not None and shutil.which("git"):
+        staged = subprocess.run(["git", "ls-files", "-s", str(path)], cwd=repo, capture_output=True, text=True)
+        if staged.returncode == 0 and staged.stdout and not staged.stdout.startswith("100755"):
+            problems.append(f"{path.name} is tracked without the executable bit (git update-index --chmod=+x)")
     return problems
 
 
@@ -283,12 +305,19 @@ def check_binder_dir(repo: Path) -> list[str]:
         if (repo / name).exists():
             problems.append(f"{name} in the root is ignored by repo2docker because binder/ exists: move it")
     if (binder / "environment.yml").is_file():
-        _, pip_lines = split_env(load_env(binder / "environment.yml"))
-        for line in pip_lines:
-            text = str(line).strip()
-            if re.match(r"^(-r|-c|--requirement|--constraint|-e|--editable)\b", text) or text.startswith(
-                    (".", "/", "file:")):
-                problems.append(f"binder/environment.yml pip entry {text!r} relies on a local file or folder")
+        problems += _local_pip_entries(binder / "environment.yml")
+    return problems
+
+
+def _local_pip_entries(environment: Path) -> list[str]:
+    """pip entries of binder/environment.yml that rely on a local file or folder (repo2docker has none)."""
+    _, pip_lines = split_env(load_env(environment))
+    problems = []
+    for line in pip_lines:
+        text = str(line).strip()
+        if re.match(r"^(-r|-c|--requirement|--constraint|-e|--editable)\b", text) or text.startswith(
+                (".", "/", "file:")):
+            problems.append(f"binder/environment.yml pip entry {text!r} relies on a local file or folder")
     return problems
 
 
@@ -303,27 +332,33 @@ def check_readme_binder_links(readme: Path, repo: Path) -> list[str]:
     links = [u for u in BINDER_LINK.findall(readme.read_text()) if not re.search(r"[<>{}]", u)]
     if not links:
         return [f"{readme.name} has no mybinder.org/v2/gh/ORG/REPO/REF?urlpath=lab/tree/notebooks/NB.ipynb link"]
+    return [problem for url in links for problem in _binder_link_problems(url, repo)]
+
+
+def _binder_link_problems(url: str, repo: Path) -> list[str]:
     problems = []
-    for url in links:
-        parts = urlsplit(url)
-        segments = parts.path.strip("/").split("/")
-        if len(segments) < 5 or segments[1] != "gh":
-            problems.append(f"{url}: expected /v2/gh/ORG/REPO/REF")
-        query = parse_qs(parts.query)
-        target = None
-        if "urlpath" in query:
-            urlpath = query["urlpath"][0].lstrip("/")
-            if urlpath.startswith(("lab/tree/", "tree/")):
-                target = urlpath.split("tree/", 1)[1]
-        elif "labpath" in query:
-            target = query["labpath"][0].lstrip("/")
-        if not target:
-            problems.append(f"{url}: opens no notebook (needs ?urlpath=lab/tree/<path>.ipynb)")
-        elif not target.endswith(".ipynb"):
-            problems.append(f"{url}: target {target!r} is not a notebook")
-        elif not (repo / target).is_file():
-            problems.append(f"{url}: {target} does not exist in the repository")
+    parts = urlsplit(url)
+    segments = parts.path.strip("/").split("/")
+    if len(segments) < 5 or segments[1] != "gh":
+        problems.append(f"{url}: expected /v2/gh/ORG/REPO/REF")
+    target = _binder_link_target(parse_qs(parts.query))
+    if not target:
+        problems.append(f"{url}: opens no notebook (needs ?urlpath=lab/tree/<path>.ipynb)")
+    elif not target.endswith(".ipynb"):
+        problems.append(f"{url}: target {target!r} is not a notebook")
+    elif not (repo / target).is_file():
+        problems.append(f"{url}: {target} does not exist in the repository")
     return problems
+
+
+def _binder_link_target(query: dict) -> str | None:
+    """The file a Binder link opens (its urlpath's lab/tree/... or its labpath), or None."""
+    if "urlpath" in query:
+        urlpath = query["urlpath"][0].lstrip("/")
+        return urlpath.split("tree/", 1)[1] if urlpath.startswith(("lab/tree/", "tree/")) else None
+    if "labpath" in query:
+        return query["labpath"][0].lstrip("/")
+    return None
 
 
 def check_dockerfile(text: str) -> list[str]:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from grading_corpus import NB1, NB2, NB3, NB7, NB8, Answer, expected, find_cell, write_corpus
+from grading_corpus import NB1, NB2, NB3, NB6, NB7, NB8, NB9, NB10, Answer, expected, find_cell, write_corpus
 
 from course_lib.exercises import EXERCISES
 
@@ -151,6 +151,35 @@ def test_feedback_shows_the_judges_message(graded):
         assert "Score: <b>2 / 2</b>" in (graded.out / "feedback" / "correct" / f"{name}.html").read_text()
     flood = graded.out / "feedback" / "attack_flood_output" / f"{NB3}.html"
     assert flood.stat().st_size < 200_000  # 50 MB printed, 64 KiB kept
+
+
+def test_feedback_on_the_functions_of_models(graded):
+    """Notebook 06: what the sandbox reports of the learner's models (numbers, changes in place) reaches the
+    judge, whose message is the feedback."""
+    def page(student):
+        return html.unescape((graded.out / "feedback" / student / f"{NB6}.html").read_text())
+
+    right = page("correct")
+    assert "Score: <b>4 / 4</b>" in right and right.count("passed the hidden tests") == 2
+    wrong = page("swapped_ema_and_eval_forgotten")
+    assert "Score: <b>0 / 4</b>" in wrong
+    assert "the old and new weights are swapped" in wrong and "the models ran in training mode" in wrong
+    other = page("ema_in_place_and_missing_import")
+    assert "the numbers are right, but you changed average_model in place" in other
+    assert "raised NameError: name 'copy' is not defined" in other and "imported in that cell" in other
+
+
+def test_feedback_names_the_likely_bug_of_notebooks_09_and_10(graded):
+    """The model kind and the function kind with tuples, through the sandbox: a right answer scores, a likely bug
+    and a structural mistake score 0 with the judge's words."""
+    for student, notebook, score, words in [
+            ("correct", NB9, "4 / 4", "passed the hidden tests"),
+            ("correct", NB10, "2 / 2", "passed the hidden tests"),
+            ("batch_norm_momentum_swapped", NB9, "2 / 4", "(CS231n&#x27;s and Keras&#x27; convention)"),
+            ("frozen_body_left_training", NB10, "0 / 2", "the body stays in training mode"),
+            ("frozen_in_place", NB10, "0 / 2", "changed its argument model (the values of its parameters")]:
+        page = (graded.out / "feedback" / student / f"{notebook}.html").read_text()
+        assert f"Score: <b>{score}</b>" in page and words in page, (student, notebook)
 
 
 def test_the_sandbox_saw_no_other_process(graded):

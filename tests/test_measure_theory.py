@@ -83,3 +83,31 @@ def test_drops_at_a_boundary():
     assert (across, before) == (2.0, 1.0)
     with pytest.raises(ValueError, match="boundary 10 needs 40 losses before it"):
         measure.drops_at(flat_then_lower, [10], window=20)
+
+
+def test_running_mean_averages_each_window():
+    values = np.array([1.0, 2.0, 6.0, 3.0, 8.0])
+    np.testing.assert_allclose(measure.running_mean(values, 2), [1.5, 4.0, 4.5, 5.5])
+    np.testing.assert_allclose(measure.running_mean(values, 5), [4.0])
+    np.testing.assert_array_equal(measure.running_mean(values[:2], 3), values[:2])  # too short: as it is
+
+
+def test_overshoots_is_one_run_per_learning_rate():
+    bowl = landscapes.ill_conditioned_quadratic(kappa=1)
+    rates = [0.05, 0.5]
+    runs = [run(optim.sgd_momentum, bowl, steps=300, config={"learning_rate": a, "rho": 0.8}) for a in rates]
+    expected = [measure.overshoot(trajectory, bowl.global_minimum) for trajectory in runs]
+    assert measure.overshoots(optim.sgd_momentum, bowl, rates, steps=300, rho=0.8) == expected
+    assert min(expected) > 0
+
+
+def test_valley_rates_tunes_each_valley_from_its_curvatures():
+    kappas = [4, 25]
+    rates, trajectories = measure.valley_rates(optim.sgd, kappas, theory.gradient_descent_best_hyperparameters,
+                                               steps=300)
+    np.testing.assert_allclose(rates, [theory.gradient_descent_rate(k) for k in kappas], rtol=1e-6)
+    seen = []
+    measure.valley_rates(optim.sgd, kappas, lambda largest, smallest: seen.append((largest, smallest)) or {},
+                         steps=20)
+    assert seen == [(1.0, 0.25), (1.0, 0.04)] and len(trajectories) == 2
+    assert theory.gradient_descent_best_hyperparameters(3.0, 1.0) == {"learning_rate": 0.5}

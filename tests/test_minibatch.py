@@ -1,7 +1,8 @@
-"""Finite-sum losses, and first-order rules and torch's L-BFGS fed their mini-batches (course_lib.minibatch)."""
+"""Finite-sum losses, and first-order rules, the course's L-BFGS and torch's fed their mini-batches under a budget
+of gradient evaluations (course_lib.minibatch)."""
 
 import math
-from itertools import repeat
+from itertools import count, repeat
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ import torch
 from finite_sums import counted, digits_softmax
 
 from course_lib import landscapes, optim
-from course_lib.minibatch import minibatch_descent, softmax_regression, torch_lbfgs_minibatch
+from course_lib.minibatch import lbfgs_minibatch, minibatch_descent, softmax_regression, torch_lbfgs_minibatch
+from course_lib.second_order import lbfgs
 
 
 def test_softmax_regression_loss_and_gradient_match_torch_autograd():
@@ -67,10 +69,13 @@ def test_minibatch_descent_is_the_rule_applied_once_per_evaluation():
     batches = problem.batches(16, seed=2)
     expected = [next(problem.batches(16, seed=2))]
     fun_and_grad, calls = counted(problem.fun_and_grad)
-    minibatch_descent(optim.sgd, fun_and_grad, problem.x0, 3, batches=batches)
-    assert np.array_equal(calls[0], expected[0]) and len(calls) == 3
+    run = minibatch_descent(optim.sgd, fun_and_grad, problem.x0, 3, batches=batches)
+    evaluations = [batch for batch in calls if batch is not None]
+    assert np.array_equal(evaluations[0], expected[0]) and len(evaluations) == 3
+    # the full-batch losses of the record, computed once the run is over, are not evaluations of the run
+    assert calls[3:] == [None] * 4 and np.array_equal(run.losses, problem.losses(run.points))
     blown = minibatch_descent(optim.sgd, problem.fun_and_grad, problem.x0, 50, config={"learning_rate": 1e300})
-    assert blown.message == "diverged" and blown.evaluation_counts[-1] < 50
+    assert blown.diverged_at == len(blown.points) == 1 and np.all(np.isfinite(blown.points))  # the run stopped
 
 
 def test_torch_lbfgs_minibatch_on_one_repeated_batch_is_torch_lbfgs():
@@ -97,8 +102,90 @@ def test_torch_lbfgs_minibatch_on_one_repeated_batch_is_torch_lbfgs():
     (lambda f, x: minibatch_descent(optim.sgd, f, x, 0), "max_evaluations"),
     (lambda f, x: minibatch_descent(optim.sgd, f, x, 5, record_every=0), "record_every"),
     (lambda f, x: torch_lbfgs_minibatch(f, x, 0, repeat(None)), "max_evaluations"),
+    (lambda f, x: lbfgs_minibatch(f, x, 0), "max_evaluations"),
+    (lambda f, x: lbfgs_minibatch(f, x, 5, fresh_batch="epoch"), "fresh_batch"),
+    (lambda f, x: lbfgs_minibatch(f, x, 5, direction="two-loop"), "direction"),
+    (lambda f, x: lbfgs_minibatch(f, x, 5, tolerance=-1.0), "tolerance"),
 ])
 def test_bad_minibatch_arguments_are_refused(call, parameter):
     valley = landscapes.rosenbrock()
     with pytest.raises(ValueError, match=rf"^{parameter} must be"):
         call(lambda x: (valley.f(x), valley.grad(x)), np.array(valley.start))
+
+
+# --- the course's L-BFGS with a budget of evaluations, and fed mini-batches --------------------------------------
+
+def test_lbfgs_minibatch_on_the_full_batch_takes_exactly_lbfgs_steps():
+    valley = landscapes.rosenbrock()
+    fun_and_grad, calls = counted(lambda x: (valley.f(x), valley.grad(x)))
+    reference = lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, tolerance=1e-10, max_iter=500)
+    ours = lbfgs_minibatch(fun_and_grad, valley.start, 10_000, tolerance=1e-10)
+    np.testing.assert_array_equal(ours.points, reference.points)
+    np.testing.assert_array_equal(ours.losses, reference.losses)
+    assert ours.message == "gradient norm <= tolerance" and ours.evaluations == len(calls)
+    np.testing.assert_array_equal(ours.evaluation_counts, reference.evaluation_counts)
+    assert ours.evaluation_counts[-1] == reference.evaluations and ours.evaluation_counts[0] == 0
+    problem = digits_softmax()
+    reference = lbfgs(problem.fun_and_grad, problem.x0, max_iter=30)
+    ours = lbfgs_minibatch(problem.fun_and_grad, problem.x0, reference.evaluations)
+    np.testing.assert_array_equal(ours.points, reference.points)
+    assert ours.message == "max_evaluations gradient evaluations used"
+
+
+def test_lbfgs_minibatch_spends_exactly_its_budget():
+    problem = digits_softmax()
+    for batches in (None, problem.batches(32)):
+        for fresh_batch in ("evaluation", "iteration"):
+            fun_and_grad, calls = counted(problem.fun_and_grad)
+            run = lbfgs_minibatch(fun_and_grad, problem.x0, 57, batches=batches, fresh_batch=fresh_batch)
+            evaluations = calls if batches is None else [batch for batch in calls if batch is not None]
+            assert len(evaluations) == 57 == run.evaluations and run.evaluation_counts[-1] <= 57
+            assert run.message == "max_evaluations gradient evaluations used"
+            assert np.all(np.diff(run.evaluation_counts) > 0) and len(run.points) == len(run.evaluation_counts)
+            # the record holds the full-batch loss at each iterate, whatever the batches
+            np.testing.assert_allclose(run.losses, problem.losses(run.points), rtol=1e-14)
+
+
+def test_lbfgs_minibatch_draws_a_batch_per_evaluation_or_per_iteration():
+    problem = digits_softmax()
+    fun_and_grad, calls = counted(problem.fun_and_grad)
+    lbfgs_minibatch(fun_and_grad, problem.x0, 60, batches=problem.batches(32, seed=1))
+    evaluations = [batch for batch in calls if batch is not None]
+    assert len({id(batch) for batch in evaluations}) == 60  # a fresh batch at every call
+    fun_and_grad, calls = counted(problem.fun_and_grad)
+    run = lbfgs_minibatch(fun_and_grad, problem.x0, 60, batches=problem.batches(32, seed=1),
+                          fresh_batch="iteration")
+    evaluations = [batch for batch in calls if batch is not None]
+    fresh = [i for i in range(len(evaluations)) if i == 0 or evaluations[i] is not evaluations[i - 1]]
+    assert len(fresh) >= len(run.points) - 1  # one batch per step (restarts draw one more)
+    assert len(evaluations) > 1.5 * len(fresh)  # each batch serves the step's line search and its pair
+
+
+def test_lbfgs_minibatch_uses_the_direction_it_is_given():
+    valley = landscapes.rosenbrock()
+    seen = []
+
+    def steepest(gradient, s_history, y_history):
+        seen.append((type(s_history), len(s_history)))
+        return -gradient
+
+    run = lbfgs_minibatch(lambda x: (valley.f(x), valley.grad(x)), valley.start, 200, direction=steepest)
+    assert all(kind is list for kind, _ in seen) and max(length for _, length in seen) == 10
+    assert np.linalg.norm(run.final - valley.global_minimum) > 1e-3  # steepest descent is slow on Rosenbrock
+
+
+def test_lbfgs_minibatch_survives_a_line_search_whose_bracket_collapses():
+    # A loss that changes at every call: after one promising trial every later one looks worse, so the zoom
+    # shrinks [lo, hi] onto lo until the two steps are equal. The search then stops and returns lo, the lowest
+    # point with sufficient decrease, as it does when it runs out of evaluations.
+    calls = count()
+
+    def fun_and_grad(x, batch):
+        if batch is None:  # the full-batch loss of the record
+            return 0.0, np.zeros(1)
+        value, slope = {0: (1.0, 1.0), 1: (0.5, 0.95)}.get(batch, (2.0, 0.0))
+        return value, np.array([slope])
+
+    run = lbfgs_minibatch(fun_and_grad, np.zeros(1), 40, batches=calls, tolerance=1e-8)
+    np.testing.assert_array_equal(run.points, [[0.0], [-1.0]])  # one step, to the promising trial at t = 1
+    assert run.message == "gradient norm <= tolerance"

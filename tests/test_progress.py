@@ -72,7 +72,7 @@ def test_an_unreadable_notebook_says_so(folder):
 
 
 def test_the_notebooks_are_only_read(folder):
-    fill(folder / NB4, "step_decay", RIGHT_STEP_DECAY + "\nopen(__file__ if '__file__' in dir() else 'x', 'a')")
+    fill(folder / NB4, "step_decay", RIGHT_STEP_DECAY)
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.ipynb")}
     progress.statuses(folder)
     assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.ipynb")}

@@ -10,10 +10,12 @@ from torch.optim import lr_scheduler
 
 from course_lib import landscapes, optim
 from course_lib.schedules import (
+    SCHEDULES,
     cosine,
     cosine_warm_restarts,
     exponential_decay,
     inverse_time_decay,
+    lambda_lr,
     scheduled,
     step_decay,
     torch_lambda,
@@ -31,8 +33,6 @@ TORCH_TWINS = {
                              lambda o: lr_scheduler.StepLR(o, step_size=7, gamma=0.3)),
     "exponential": (exponential_decay, {"learning_rate": 0.1, "k": 0.01},
                     lambda o: lr_scheduler.ExponentialLR(o, gamma=math.exp(-0.01))),
-    "1/t": (inverse_time_decay, {"learning_rate": 0.1, "k": 0.05},
-            lambda o: lr_scheduler.LambdaLR(o, lambda t: 1 / (1 + 0.05 * t))),
     "cosine": (cosine, {"learning_rate": 0.1, "total_steps": STEPS - 1},
                lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=STEPS - 1)),
     "cosine to a minimum": (cosine, {"learning_rate": 0.1, "total_steps": STEPS - 1, "min_learning_rate": 1e-3},
@@ -66,6 +66,37 @@ def test_schedule_matches_torch_scheduler_step_by_step(name):
     theirs = torch_learning_rates(make_scheduler, args["learning_rate"])
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-15)
     assert ours.max() / ours.min(initial=np.inf, where=ours > 0) > 2  # the rate really changed
+
+
+@pytest.mark.parametrize("name", TORCH_TWINS)
+def test_lambda_lr_gives_torchs_own_schedulers_rates(name):
+    schedule, args, make_scheduler = TORCH_TWINS[name]
+    rest = {key: value for key, value in args.items() if key != "learning_rate"}
+    ours = torch_learning_rates(lambda o: lambda_lr(o, schedule, **rest), args["learning_rate"])
+    np.testing.assert_allclose(ours, torch_learning_rates(make_scheduler, args["learning_rate"]), rtol=1e-9,
+                               atol=1e-15)
+    with pytest.raises(ValueError, match="^learning_rate must be left out: it is the optimizer's lr"):
+        lambda_lr(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), schedule, **args)
+
+
+def test_inverse_time_decay_is_torch_adagrads_learning_rate_decay():
+    # torch has no 1/t scheduler, but torch.optim.Adagrad's lr_decay is one: its step t (from 0) uses
+    # lr / (1 + t * lr_decay). AdaGrad under our schedule must follow torch's Adagrad step by step.
+    learning_rate, k = 0.5, 0.05
+    start = torch.tensor([0.3, -0.2, 0.1, 0.4], dtype=torch.float64)
+    theirs = torch.nn.Parameter(start.clone())
+    reference = torch.optim.Adagrad([theirs], lr=learning_rate, lr_decay=k, eps=1e-7)
+    rule = scheduled(optim.adagrad, inverse_time_decay, learning_rate=learning_rate, k=k)
+    x, config = start.numpy().copy(), None
+    for _ in range(STEPS):
+        reference.zero_grad()
+        logistic_loss(theirs).backward()
+        reference.step()
+        w = torch.tensor(x, requires_grad=True)
+        logistic_loss(w).backward()
+        x, config = rule(x, w.grad.numpy(), config)
+    np.testing.assert_allclose(x, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert config["learning_rate"] < learning_rate / 20  # the decay mattered: 1 / (1 + 0.05 * 499)
 
 
 def test_cosine_landmarks_and_constant_after_total_steps():
@@ -128,20 +159,39 @@ def logistic_loss(w):
     return torch.nn.functional.binary_cross_entropy_with_logits(FEATURES @ w, LABELS)
 
 
-def test_torch_lambda_drives_rule_optimizer_torch_sgd_and_the_scheduled_rule_alike():
-    schedule_args = {"learning_rate": 0.5, "period": 15, "period_mult": 2}
+# Every schedule, run through both adapters past its end: cosine reaches learning rate 0 at step 40 and stays
+# there for the last 20 steps (0 is a learning rate, as in torch).
+ADAPTER_STEPS = 60
+THROUGH_THE_END = {
+    "step_decay": {"learning_rate": 0.5, "step_size": 7, "gamma": 0.5},
+    "exponential_decay": {"learning_rate": 0.5, "k": 0.05},
+    "inverse_time_decay": {"learning_rate": 0.5, "k": 0.1},
+    "cosine": {"learning_rate": 0.5, "total_steps": 40},
+    "cosine_warm_restarts": {"learning_rate": 0.5, "period": 15, "period_mult": 2},
+    "triangular_cyclic": {"learning_rate": 0.05, "max_learning_rate": 0.5, "half_period": 12},
+}
+
+
+def test_every_schedule_is_run_through_the_adapters():
+    assert set(THROUGH_THE_END) == set(SCHEDULES)
+
+
+@pytest.mark.parametrize("name", THROUGH_THE_END)
+def test_torch_lambda_drives_rule_optimizer_torch_sgd_and_the_scheduled_rule_alike(name):
+    schedule, schedule_args = SCHEDULES[name], THROUGH_THE_END[name]
     start = torch.tensor([0.3, -0.2, 0.1, 0.4], dtype=torch.float64)
     ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
-    optimizers = [optim.RuleOptimizer([ours], optim.sgd_momentum, learning_rate=0.5, rho=0.9),
-                  torch.optim.SGD([theirs], lr=0.5, momentum=0.9)]
-    factor = torch_lambda(cosine_warm_restarts, **schedule_args)
+    learning_rate = schedule_args["learning_rate"]
+    optimizers = [optim.RuleOptimizer([ours], optim.sgd_momentum, learning_rate=learning_rate, rho=0.9),
+                  torch.optim.SGD([theirs], lr=learning_rate, momentum=0.9)]
+    factor = torch_lambda(schedule, **schedule_args)
     schedulers = [lr_scheduler.LambdaLR(o, factor) for o in optimizers]
-    rule = scheduled(optim.sgd_momentum, cosine_warm_restarts, **schedule_args)
-    x, config = start.numpy().copy(), {"rho": 0.9}
-    for t in range(100):
+    rule = scheduled(optim.sgd_momentum, schedule, **schedule_args)
+    x, config, rates = start.numpy().copy(), {"rho": 0.9}, []
+    for t in range(ADAPTER_STEPS):
+        rates.append(schedule(t, **schedule_args))
         for param, optimizer, scheduler in zip((ours, theirs), optimizers, schedulers, strict=True):
-            assert optimizer.param_groups[0]["lr"] == pytest.approx(cosine_warm_restarts(t, **schedule_args),
-                                                                    rel=1e-12)
+            assert optimizer.param_groups[0]["lr"] == pytest.approx(rates[-1], rel=1e-12, abs=1e-15)
             optimizer.zero_grad()
             logistic_loss(param).backward()
             optimizer.step()
@@ -149,9 +199,21 @@ def test_torch_lambda_drives_rule_optimizer_torch_sgd_and_the_scheduled_rule_ali
         w = torch.tensor(x, requires_grad=True)
         logistic_loss(w).backward()
         x, config = rule(x, w.grad.numpy(), config)
+        assert config["learning_rate"] == rates[-1]
+        np.testing.assert_allclose(x, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(x, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
-    assert (theirs.detach() - start).norm() > 0.5
+    assert (theirs.detach() - start).norm() > 0.1
+    assert len(set(rates)) > 5  # the rate really changed along the way
+    if name == "cosine":
+        assert rates[40:] == [0.0] * 20
+
+
+def test_scheduled_rule_runs_past_the_end_of_a_cosine_to_zero():
+    landscape = landscapes.ill_conditioned_quadratic(kappa=10)
+    trajectory = run(scheduled(optim.sgd, cosine, learning_rate=0.5, total_steps=30), landscape, steps=50)
+    assert not trajectory.diverged and len(trajectory.points) == 51
+    assert np.all(trajectory.points[30:] == trajectory.points[30])  # the update at t = 30 on has rate 0
+    assert not np.array_equal(trajectory.points[29], trajectory.points[30])
 
 
 BAD_ARGUMENTS = [

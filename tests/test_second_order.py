@@ -1,13 +1,11 @@
 """Newton's method and L-BFGS against theory, scipy.optimize and torch.optim.LBFGS (float64); Hessian costs."""
 
 import math
-from itertools import count
 
 import numpy as np
 import pytest
 import scipy.optimize
 import torch
-from finite_sums import counted, digits_softmax
 from sklearn.datasets import load_digits
 
 from course_lib import landscapes
@@ -21,6 +19,7 @@ from course_lib.second_order import (
     newton_direction,
     two_loop_direction,
 )
+from course_lib.trajectories import Trajectory
 
 # --- Newton ----------------------------------------------------------------------------------------------------
 
@@ -259,13 +258,16 @@ def test_lbfgs_result_records_the_path():
     assert result.path.shape == (result.iterations + 1, 2)
     np.testing.assert_array_equal(result.path[0], valley.start)
     np.testing.assert_array_equal(result.path[-1], result.x)
-    np.testing.assert_allclose(result.values, valley.f(result.path.T), rtol=1e-15)
-    assert np.all(np.diff(result.values) < 0)  # sufficient decrease at every step
+    np.testing.assert_allclose(result.losses, valley.f(result.points.T), rtol=1e-15)
+    assert np.all(np.diff(result.losses) < 0)  # sufficient decrease at every step
+    # the evaluations spent to reach each iterate: none for the start, then at least one per step (a line search)
+    assert result.evaluation_counts[0] == 0 and np.all(np.diff(result.evaluation_counts) >= 1)
+    assert result.evaluation_counts[-1] == result.evaluations
     assert result.evaluations >= result.iterations + 1
     assert result.gradient_norm == pytest.approx(np.linalg.norm(valley.grad(result.x)))
-    trajectory = lbfgs_on_landscape(valley)
-    np.testing.assert_array_equal(trajectory.points, result.path)
-    assert not trajectory.diverged
+    trajectory = lbfgs_on_landscape(valley)  # an LBFGSResult is a Trajectory: plots and measurements take it
+    np.testing.assert_array_equal(trajectory.points, result.points)
+    assert isinstance(trajectory, Trajectory) and not trajectory.diverged
 
 
 @pytest.mark.parametrize("c2", [0.9, 0.1])
@@ -296,7 +298,7 @@ def test_lbfgs_keeps_descending_where_the_curvature_is_negative():
     s, y = np.diff(result.path[:, 0]), -np.diff(np.sin(result.path[:, 0]))
     assert np.any(s * y < 0)  # the case under test happened
     assert result.converged and result.value == pytest.approx(-1.0, abs=1e-14)  # a minimum of cos
-    assert np.all(np.diff(result.values) < 0)
+    assert np.all(np.diff(result.losses) < 0)
 
 
 BAD_LBFGS_ARGUMENTS = [
@@ -305,7 +307,7 @@ BAD_LBFGS_ARGUMENTS = [
     ({"max_iter": -1}, "max_iter", ">= 0"), ({"tolerance": -1e-8}, "tolerance", ">= 0"),
     ({"tolerance": math.nan}, "tolerance", "finite"), ({"c1": 0.0}, "c1", "(0, 0.5)"),
     ({"c1": 0.6}, "c1", "(0, 0.5)"), ({"c2": 1e-5}, "c2", "(c1, 1)"), ({"c2": 1.0}, "c2", "(c1, 1)"),
-    ({"max_line_search": 0}, "max_line_search", ">= 1"),
+    ({"max_line_search": 0}, "max_line_search", ">= 1"), ({"direction": "two-loop"}, "direction", "a function"),
 ]
 
 
@@ -328,8 +330,10 @@ def test_lbfgs_torch_refuses_an_empty_parameter_list():
 
 def test_hessian_memory_grows_as_n_squared_and_the_time_fit_runs():
     cost = hessian_cost(sizes=(50, 100, 200, 400), repeats=2)
-    assert list(cost.bytes) == [np.zeros((n, n)).nbytes for n in (50, 100, 200, 400)]
-    assert loglog_slope(cost.sizes, cost.bytes) == pytest.approx(2.0, abs=1e-12)
+    # tracemalloc's count of what the process holds: the matrix's own bytes plus an object header or so
+    matrix_bytes = np.array([np.zeros((n, n)).nbytes for n in (50, 100, 200, 400)])
+    assert np.all(cost.bytes >= matrix_bytes) and np.all(cost.bytes < matrix_bytes + 4096)
+    assert loglog_slope(cost.sizes, cost.bytes) == pytest.approx(2.0, abs=0.01)
     assert np.all(cost.seconds > 0) and cost.seconds[-1] > cost.seconds[0]
     assert math.isfinite(loglog_slope(cost.sizes, cost.seconds))
 
@@ -349,83 +353,3 @@ def test_loglog_slope_recovers_the_exponent_of_a_power_law():
 def test_bad_cost_arguments_are_refused(call, parameter):
     with pytest.raises(ValueError, match=rf"^{parameter} must be"):
         call()
-
-
-# --- L-BFGS with a budget of evaluations, and fed mini-batches ---------------------------------------------------
-
-def test_lbfgs_without_batches_takes_exactly_lbfgs_steps():
-    valley = landscapes.rosenbrock()
-    fun_and_grad, calls = counted(lambda x: (valley.f(x), valley.grad(x)))
-    reference = lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, tolerance=1e-10, max_iter=500)
-    ours = lbfgs(fun_and_grad, valley.start, tolerance=1e-10, max_iter=None, max_evaluations=10_000)
-    np.testing.assert_array_equal(ours.path, reference.path)
-    assert ours.message == "gradient norm <= tolerance" and ours.evaluations == len(calls)
-    assert ours.evaluation_counts[-1] == reference.evaluations and ours.evaluation_counts[0] == 0
-    problem = digits_softmax()
-    reference = lbfgs(problem.fun_and_grad, problem.x0, max_iter=30)
-    ours = lbfgs(problem.fun_and_grad, problem.x0, max_iter=30, max_evaluations=10_000)
-    np.testing.assert_array_equal(ours.path, reference.path)
-    assert ours.message == "max_iter steps taken"
-
-
-def test_lbfgs_spends_exactly_its_budget():
-    problem = digits_softmax()
-    for batches in (None, problem.batches(32)):
-        for fresh_batch in ("evaluation", "iteration"):
-            fun_and_grad, calls = counted(problem.fun_and_grad)
-            run = lbfgs(fun_and_grad, problem.x0, max_iter=None, tolerance=0.0, max_evaluations=57,
-                        batches=batches, fresh_batch=fresh_batch)
-            assert len(calls) == 57 == run.evaluations and run.evaluation_counts[-1] <= 57
-            assert run.message == "max_evaluations gradient evaluations used"
-            assert np.all(np.diff(run.evaluation_counts) > 0) and len(run.path) == len(run.evaluation_counts)
-
-
-def test_lbfgs_draws_a_batch_per_evaluation_or_per_iteration():
-    problem = digits_softmax()
-    fun_and_grad, calls = counted(problem.fun_and_grad)
-    lbfgs(fun_and_grad, problem.x0, max_iter=None, max_evaluations=60, batches=problem.batches(32, seed=1))
-    assert len({id(batch) for batch in calls}) == 60  # a fresh batch at every call
-    fun_and_grad, calls = counted(problem.fun_and_grad)
-    run = lbfgs(fun_and_grad, problem.x0, max_iter=None, max_evaluations=60, batches=problem.batches(32, seed=1),
-                fresh_batch="iteration")
-    fresh = [i for i in range(len(calls)) if i == 0 or calls[i] is not calls[i - 1]]
-    assert len(fresh) >= len(run.path) - 1  # one batch per step (restarts draw one more)
-    assert len(calls) > 1.5 * len(fresh)  # each batch serves the step's line search and its pair
-
-
-def test_lbfgs_uses_the_direction_it_is_given():
-    valley = landscapes.rosenbrock()
-    seen = []
-
-    def steepest(gradient, s_history, y_history):
-        seen.append((type(s_history), len(s_history)))
-        return -gradient
-
-    run = lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, max_iter=None, max_evaluations=200,
-                direction=steepest)
-    assert all(kind is list for kind, _ in seen) and max(length for _, length in seen) == 10
-    assert np.linalg.norm(run.final - valley.global_minimum) > 1e-3  # steepest descent is slow on Rosenbrock
-
-
-def test_lbfgs_survives_a_line_search_whose_bracket_collapses():
-    # A loss that changes at every call: after one promising trial every later one looks worse, so the zoom
-    # shrinks [lo, hi] onto lo until the two steps are equal. The search then stops and returns lo, the lowest
-    # point with sufficient decrease, as it does when it runs out of evaluations.
-    def fun_and_grad(x, call):
-        value, slope = {0: (1.0, 1.0), 1: (0.5, 0.95)}.get(call, (2.0, 0.0))
-        return value, np.array([slope])
-
-    run = lbfgs(fun_and_grad, np.zeros(1), max_iter=None, max_evaluations=40, batches=count())
-    np.testing.assert_array_equal(run.path, [[0.0], [-1.0]])  # one step, to the promising trial at t = 1
-    assert run.message == "gradient norm <= tolerance"
-
-
-@pytest.mark.parametrize("bad, parameter", [
-    ({"max_evaluations": 0}, "max_evaluations"), ({"fresh_batch": "epoch"}, "fresh_batch"),
-    ({"direction": "two-loop"}, "direction"),
-])
-def test_bad_budget_and_batch_arguments_are_refused(bad, parameter):
-    valley = landscapes.rosenbrock()
-    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
-        lbfgs(lambda x: (valley.f(x), valley.grad(x)), valley.start, **bad)
-

@@ -74,14 +74,13 @@ def _first_line(cell):
 # ---- the checker catches what it should ------------------------------------------------------------------------
 
 def _executed(*cells):
-    """A notebook as if executed: (source, kind, error or None) per code cell, kind True for a check cell,
-    "solution" for an exercise's cell, False for any other."""
+    """A notebook as if executed: (source, is_check, error or None) per code cell."""
     nb = nbformat.v4.new_notebook()
-    for source, kind, error in cells:
+    for source, check, error in cells:
         cell = nbformat.v4.new_code_cell(source)
-        if kind == "solution":
-            cell.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": f"exercise_{len(nb.cells)}"}
-        elif kind:
+        if check == "solution":  # an exercise's own cell
+            cell.metadata["nbgrader"] = {"grade": False, "solution": True, "grade_id": f"f{len(nb.cells)}"}
+        elif check:
             cell.metadata["nbgrader"] = {"grade": True, "grade_id": f"check_{len(nb.cells)}", "points": 1}
         if error:
             cell.outputs = [nbformat.v4.new_output("error", ename=error[0], evalue=error[1], traceback=[])]
@@ -94,7 +93,7 @@ NOT_DONE = ("ExerciseError", "Exercise 2.1 (sgd_momentum): not done yet: write t
 
 def test_checker_accepts_a_blank_notebook():
     assert unexpected_errors(_executed(("import numpy", False, None), ("check()", True, NOT_DONE))) == []
-    assert unexpected_errors(_executed(("import numpy", False, None))) == []  # no exercises: the start page
+    assert unexpected_errors(_executed(("import numpy", False, None))) == []  # a notebook without exercises
 
 
 @pytest.mark.parametrize("cells", [
@@ -102,7 +101,7 @@ def test_checker_accepts_a_blank_notebook():
     [("check()", True, ("ExerciseError", "Exercise 2.1 (sgd_momentum): at step 1 next_x is 1"))],
     [("check()", True, ("NameError", "name 'sgd_momentum' is not defined"))],
     [("check()", True, None)],
-    [("import numpy", False, None), ("def sgd_momentum(x, dx, config=None): ...", "solution", None)],
-], ids=["error outside a check", "wrong diagnosis", "other error", "check passes blank", "no checks"])
+    [("import numpy", False, None), ("def f():\n    raise NotImplementedError()", "solution", None)],
+], ids=["error outside a check", "wrong diagnosis", "other error", "check passes blank", "exercise without check"])
 def test_checker_rejects(cells):
     assert unexpected_errors(_executed(*cells))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import data, schedules, training
+from course_lib import data, optim, schedules, training
 
 
 def small_run():
@@ -62,6 +62,21 @@ def test_bad_options_are_named(options, message):
     model, optimizer = small_run()
     with pytest.raises(ValueError, match=message):
         training.train(model, optimizer, data.mnist1d(), epochs=1, **options)
+
+
+def test_train_each_trains_one_fresh_model_per_runner_on_the_same_batches():
+    mnist = data.mnist1d().training_subset(512)
+    runners = {"sgd": {"rule": optim.sgd, "learning_rate": 0.1},
+               "adam": {"rule": optim.adam, "learning_rate": 0.01}}
+    histories = training.train_each(optim.RuleOptimizer, runners, mnist,
+                                    lambda seed: training.mlp([40, 16, 10], seed), epochs=2, seed=3)
+    for label, arguments in runners.items():
+        model = training.mlp([40, 16, 10], 3)
+        optimizer = optim.RuleOptimizer(model.parameters(), **arguments)
+        alone = training.train(model, optimizer, mnist, epochs=2, seed=3)
+        assert histories[label].step_loss == alone.step_loss
+    assert histories["sgd"].step_loss[0] == histories["adam"].step_loss[0]  # same weights, same first batch
+    assert histories["sgd"].step_loss[-1] != histories["adam"].step_loss[-1]
 
 
 def test_subsets():

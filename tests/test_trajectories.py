@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from course_lib import landscapes, optim
-from course_lib.trajectories import BLOWUP_RADIUS, nesterov_lookahead, run
+from course_lib.trajectories import BLOWUP_RADIUS, Trajectory, descend, nesterov_lookahead, run
 
 
 def test_divergence_is_reported_at_the_first_bad_step_without_warnings():
@@ -64,3 +64,26 @@ def test_lookahead_nesterov_matches_the_change_of_variables_form():
     lookahead, velocities = nesterov_lookahead(valley, steps=100, learning_rate=0.5, rho=0.8)
     changed = run(optim.nesterov, valley, steps=100, config={"learning_rate": 0.5, "rho": 0.8})
     np.testing.assert_allclose(changed.points, lookahead.points + 0.8 * velocities, atol=1e-14)
+
+
+def test_descend_keeps_every_record_every_th_iterate_and_counts_the_evaluations():
+    valley = landscapes.ill_conditioned_quadratic(kappa=10)
+    calls = []
+
+    def gradient(x):
+        calls.append(x)
+        return valley.grad(x)
+
+    every = run(optim.sgd, valley, steps=10, config={"learning_rate": 0.5})
+    kept = descend(optim.sgd, gradient, lambda points: valley.f(points.T), valley.start, 10,
+                   {"learning_rate": 0.5}, record_every=3)
+    assert len(calls) == 10 and list(kept.evaluation_counts) == [0, 3, 6, 9, 10]
+    np.testing.assert_array_equal(kept.points, every.points[[0, 3, 6, 9, 10]])
+    np.testing.assert_array_equal(kept.losses, every.losses[[0, 3, 6, 9, 10]])
+    np.testing.assert_array_equal(kept.at([0, 2, 3, 8, 100]), every.points[[0, 0, 3, 6, 10]])
+    assert kept.message == "10 steps taken" and not kept.diverged
+
+
+def test_a_trajectory_counts_one_evaluation_per_step_unless_told():
+    trajectory = Trajectory(np.zeros((4, 2)), np.zeros(4))
+    assert list(trajectory.evaluation_counts) == [0, 1, 2, 3] and trajectory.path is trajectory.points

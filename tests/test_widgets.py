@@ -1,5 +1,6 @@
 """Widgets: every slider at both ends gives a picture or a message on it, never an exception or a warning."""
 
+import re
 import warnings
 
 import numpy as np
@@ -114,6 +115,8 @@ def test_methods_that_need_the_landscape_race_too():
                                       "cosine_warm_restarts", "triangular_cyclic"])
 def test_schedule_explorer_sliders_at_both_ends(schedule):
     explorer = widgets.schedule_explorer(schedule=schedule)
+    defaults = {name: control.value for name, control in explorer.controls.items()}
+    own_arguments = "|".join(widgets.SCHEDULE_ARGUMENTS[schedule])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for name, control in explorer.controls.items():
@@ -122,7 +125,28 @@ def test_schedule_explorer_sliders_at_both_ends(schedule):
             for value in ends(control):
                 control.value = value
                 assert bytes(explorer.image.value).startswith(PNG_SIGNATURE)
-    assert set(explorer.curves) <= {"constant α0", "schedule"}
+                # Each curve is drawn, or the plot says why not: a diverged run, or one of the schedule's own
+                # arguments out of range (e.g. a cyclic maximum below the base rate).
+                for label in ("constant α0", "schedule"):
+                    assert label in explorer.curves or re.search(
+                        rf"^{label}: (diverged at step \d+|({own_arguments}) must be .*)$", explorer.message,
+                        re.MULTILINE), f"{name}={value}: no {label} curve, message {explorer.message!r}"
+    for name, control in explorer.controls.items():  # back at the defaults, everything is drawn
+        if name != "schedule":
+            control.value = defaults[name]
+    assert set(explorer.curves) == {"constant α0", "schedule"} and explorer.message == ""
+
+
+@pytest.mark.parametrize("total_steps", [10, 11, 299, 599, 600])
+def test_schedule_explorer_runs_cosine_down_to_zero(total_steps):
+    # Cosine reaches learning rate 0 at total_steps and stays there for the rest of the explorer's 600 steps.
+    explorer = widgets.schedule_explorer(schedule="cosine", total_steps=total_steps)
+    assert explorer.message == "" and set(explorer.curves) == {"constant α0", "schedule"}
+    rates, losses = explorer.curves["schedule"]
+    assert np.all(rates[total_steps:] == 0) and rates[total_steps - 1] > 0
+    assert np.all(np.isfinite(losses))
+    explorer.controls["total_steps"].value = 20  # and through the slider
+    assert explorer.message == "" and np.all(explorer.curves["schedule"][0][20:] == 0)
 
 
 def test_schedule_explorer_shows_the_learners_schedule_or_a_message():

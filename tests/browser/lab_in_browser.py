@@ -379,28 +379,10 @@ class NotebookPage:
         'Error displaying widget'. ``cells=False`` skips the cells' outputs (which
         only running a cell changes) and reads only the kernel's messages and the page."""
         model = model or (self.model() if cells else {"cells": []})
-        found = []
-        for index, cell in enumerate(model["cells"]):
-            if not _is_code(cell):
-                continue
-            for output in cell.get("outputs", []):
-                if output["output_type"] == "error":
-                    expected = "raises-exception" in cell.get("metadata", {}).get("tags", [])
-                    if not (expected or is_unfinished_exercise_error(cell, output)):
-                        found.append(f"cell {index}: {output['ename']}: {output['evalue']}")
-                elif output["output_type"] == "stream" and output["name"] == "stderr":
-                    text = _text(output.get("text"))
-                    if _looks_like_a_traceback(text):
-                        found.append(f"cell {index} stderr: {text[:500]}")
+        found = [problem for index, cell in enumerate(model["cells"]) if _is_code(cell)
+                 for output in cell.get("outputs", []) for problem in _output_problems(index, cell, output)]
         for message in self.kernel_messages():
-            if message["parent"] == "execute_request":
-                continue  # shown in a cell's output, judged above
-            if message["type"] == "error":
-                found.append(f"kernel error during {message['parent']}: {message['ename']}: {message['evalue']}"
-                             f"\n{_strip_ansi(message['text'])[-1500:]}")
-            elif not all(line.startswith(HARMLESS_STDERR) for line in message["text"].strip().splitlines()):
-                if _looks_like_a_traceback(message["text"]):
-                    found.append(f"kernel stderr during {message['parent']}: {message['text'][:1500]}")
+            found += _kernel_message_problems(message)
         shown = self.page.locator("text=Error displaying widget")
         if shown.count():
             found.append(f"'Error displaying widget' shown {shown.count()} time(s): "
@@ -552,6 +534,32 @@ def is_unfinished_exercise_error(cell, output):
 def _cell_errors(cell):
     return "; ".join(f"{o['ename']}: {o['evalue']}" for o in cell.get("outputs", [])
                      if o["output_type"] == "error")
+
+
+def _output_problems(index, cell, output):
+    """An error output a learner was not meant to see, or a traceback on stderr, of cell ``index``."""
+    if output["output_type"] == "error":
+        expected = "raises-exception" in cell.get("metadata", {}).get("tags", [])
+        if not (expected or is_unfinished_exercise_error(cell, output)):
+            return [f"cell {index}: {output['ename']}: {output['evalue']}"]
+    elif output["output_type"] == "stream" and output["name"] == "stderr":
+        text = _text(output.get("text"))
+        if _looks_like_a_traceback(text):
+            return [f"cell {index} stderr: {text[:500]}"]
+    return []
+
+
+def _kernel_message_problems(message):
+    """An error or a traceback the kernel sent outside any cell's execution (a widget callback's)."""
+    if message["parent"] == "execute_request":
+        return []  # shown in a cell's output, judged there
+    if message["type"] == "error":
+        return [f"kernel error during {message['parent']}: {message['ename']}: {message['evalue']}"
+                f"\n{_strip_ansi(message['text'])[-1500:]}"]
+    harmless = all(line.startswith(HARMLESS_STDERR) for line in message["text"].strip().splitlines())
+    if not harmless and _looks_like_a_traceback(message["text"]):
+        return [f"kernel stderr during {message['parent']}: {message['text'][:1500]}"]
+    return []
 
 
 def _looks_like_a_traceback(text):
