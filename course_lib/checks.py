@@ -689,9 +689,9 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
 def your_dropout_on_average(candidate, activations, drop_probability=0.5, passes=20_000, seed=0):
     """Once Exercise 7.1 passes: claim 25 with the learner's inverted_dropout. The mean of ``passes`` training
     passes over ``activations`` (a batch of 1,000 copies at a time) against the test pass, beside what independent
-    masks give in theory (a relative RMS error of sqrt(drop / (keep * passes)))."""
+    masks give in theory (a relative RMS error of sqrt(drop / (keep * passes))). Prints; returns nothing."""
     if not _passes("inverted_dropout", candidate):
-        return None
+        return
     activations = np.asarray(activations, dtype=float).ravel()
     batch = np.tile(activations, (1000, 1))
     total = sum(candidate(batch, drop_probability, True, np.random.default_rng([seed, number])).sum(axis=0)
@@ -702,16 +702,15 @@ def your_dropout_on_average(candidate, activations, drop_probability=0.5, passes
     theory_apart = np.sqrt(drop_probability / ((1 - drop_probability) * passes))
     print(f"your inverted_dropout, drop probability {drop_probability:g}: the mean of {passes:,} training passes "
           f"is {apart:.2%} from the test pass (independent masks: about {theory_apart:.2%})")
-    return apart
 
 
 def train_with_your_shifts(candidate, dataset, max_shift=5, epochs=40, seed=0):
     """Once Exercise 8.1 passes: the network of claim 27 (40-256-256-10, Adam at 3e-3, batches of 128) trained on
     ``dataset`` with the learner's random_circular_shift as its augmentation, from the weights and batches of the
-    claim's runs; returns the test accuracy. Each batch is handed over as a numpy array with a generator seeded
+    claim's runs; prints its accuracies. Each batch is handed over as a numpy array with a generator seeded
     from the run's own, so the run repeats."""
     if not _passes("random_circular_shift", candidate):
-        return None
+        return
 
     def augment(inputs, generator):
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
@@ -723,7 +722,6 @@ def train_with_your_shifts(candidate, dataset, max_shift=5, epochs=40, seed=0):
                              evaluate_every=epochs)
     print(f"trained with your random_circular_shift (max_shift={max_shift}): train accuracy "
           f"{history.train_accuracy[-1]:.3f}, test accuracy {history.test_accuracy[-1]:.3f}")
-    return history.test_accuracy[-1]
 
 
 def ema_with_your_update(candidate, dataset, decay=0.9, epochs=5, learning_rate=0.05):

@@ -1029,6 +1029,29 @@ def test_a_random_likely_bug_is_named_only_if_it_did_what_the_answer_did(monkeyp
     assert "changed its argument x in place" in message
 
 
+def test_your_dropout_and_shifts_at_work(capsys):
+    """Once 7.1 passes, the mean of its training passes meets its test pass as closely as theory says; once 8.1
+    passes, it augments a training run that repeats (the same printout twice). Until then: what to finish."""
+    activations = np.random.default_rng(0).uniform(0.5, 1.5, 50)
+    checks.your_dropout_on_average(EXERCISES["inverted_dropout"].reference, activations, passes=4000)
+    out = capsys.readouterr().out
+    measured = float(out.split(" is ")[1].split("%")[0])
+    theory = float(out.split("about ")[1].split("%")[0])
+    assert out.startswith("your inverted_dropout, drop probability 0.5: the mean of 4,000 training passes")
+    assert theory / 2 < measured < 2 * theory
+    checks.your_dropout_on_average(bugs._dropout_never_scaled, activations)
+    assert capsys.readouterr().out.startswith("Finish this first. Exercise 7.1 (inverted_dropout): ")
+    subset = data.mnist1d().training_subset(500, seed=0)
+    printed = []
+    for _ in range(2):
+        checks.train_with_your_shifts(EXERCISES["random_circular_shift"].reference, subset, epochs=2)
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1]
+    assert printed[0].startswith("trained with your random_circular_shift (max_shift=5)")
+    checks.train_with_your_shifts(bugs._shift_only_positive, subset, epochs=2)
+    assert capsys.readouterr().out.startswith("Finish this first. Exercise 8.1 (random_circular_shift): ")
+
+
 def test_a_random_check_says_what_it_measured(capsys):
     checks.check("inverted_dropout", exercises.EXERCISES["inverted_dropout"].reference)
     out = capsys.readouterr().out
