@@ -362,6 +362,9 @@ def fractional_pool_starts(input_size, output_size, kernel_size, samples):
     return np.concatenate([starts, last], axis=-1)
 
 
+_POOLED_AT_ONCE = 256  # examples whose windows are built together (the index arrays stay a few MB)
+
+
 def fractional_max_pool2d(x, output_size, kernel_size=2, samples=None, generator=None):
     """Fractional max pooling of ``x`` (batch, channels, height, width) to ``output_size`` (height, width).
 
@@ -370,18 +373,32 @@ def fractional_max_pool2d(x, output_size, kernel_size=2, samples=None, generator
     (batch, channels, 2), index 0 for the WIDTH and 1 for the HEIGHT (torch's ``_random_samples`` layout);
     None draws them uniformly from ``generator``. Given the same samples, the result equals
     ``F.fractional_max_pool2d(x, kernel_size, output_size, _random_samples=samples)``.
+
+    The windows of a large batch are built and pooled ``_POOLED_AT_ONCE`` examples at a time (the same
+    result): their int64 indices take several times the input's memory, about 20 MB for a 1,000-signal
+    evaluation of notebook 08's network if built at once.
     """
     _check_array("x", x)
     require(x.ndim == 4, "x", "an array of shape (batch, channels, height, width)", tuple(x.shape))
-    out_h, out_w = _pair(output_size, "output_size")
-    kernel_h, kernel_w = _pair(kernel_size, "kernel_size")
-    batch, channels, height, width = x.shape
+    output_size, kernel_size = _pair(output_size, "output_size"), _pair(kernel_size, "kernel_size")
+    batch, channels = x.shape[:2]
     if samples is None:
         samples = _uniform(x, (batch, channels, 2), generator)
     require(tuple(samples.shape) == (batch, channels, 2), "samples", f"of shape {(batch, channels, 2)}",
             tuple(samples.shape))
     if isinstance(samples, torch.Tensor):
         samples = samples.detach().cpu().numpy()
+    parts = [_pool_windows(x[start:start + _POOLED_AT_ONCE], output_size, kernel_size,
+                           samples[start:start + _POOLED_AT_ONCE]) for start in range(0, batch, _POOLED_AT_ONCE)]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts) if isinstance(x, torch.Tensor) else np.concatenate(parts)
+
+
+def _pool_windows(x, output_size, kernel_size, samples):
+    """fractional_max_pool2d of the examples ``x`` with their (numpy) ``samples``, in one go."""
+    (out_h, out_w), (kernel_h, kernel_w) = output_size, kernel_size
+    batch, channels, height, width = x.shape
     rows = fractional_pool_starts(height, out_h, kernel_h, samples[..., 1])  # (batch, channels, out_h)
     columns = fractional_pool_starts(width, out_w, kernel_w, samples[..., 0])  # (batch, channels, out_w)
     corners = (rows[..., :, None] * width + columns[..., None, :]).reshape(batch, channels, -1)

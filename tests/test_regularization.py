@@ -353,6 +353,20 @@ def test_fractional_max_pooling_matches_torch_exactly(dtype):
     check_matches_torch_fmp(R.fractional_max_pool2d, dtype)
 
 
+def test_a_large_batch_is_pooled_in_parts_with_the_same_result():
+    """Past _POOLED_AT_ONCE examples the windows are built in parts: values and gradients stay torch's."""
+    x = torch.randn(2 * R._POOLED_AT_ONCE + 3, 2, 6, 9, requires_grad=True)
+    samples = torch.rand(len(x), 2, 2)
+    expected = F.fractional_max_pool2d(x, 2, output_size=(4, 6), _random_samples=samples)
+    actual = R.fractional_max_pool2d(x, (4, 6), 2, samples)
+    assert torch.equal(actual, expected)
+    ours, = torch.autograd.grad(actual.sum(), x)
+    theirs, = torch.autograd.grad(expected.sum(), x)
+    assert torch.equal(ours, theirs)
+    on_arrays = R.fractional_max_pool2d(x.detach().numpy(), (4, 6), 2, samples.numpy())
+    assert np.array_equal(on_arrays, expected.detach().numpy())
+
+
 def test_the_fmp_check_rejects_swapped_samples_and_float64_arithmetic():
     def swapped(x, output, kernel, samples):
         return R.fractional_max_pool2d(x, output, kernel, samples[..., [1, 0]])
