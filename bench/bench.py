@@ -3,15 +3,20 @@
 Prints a table and writes bench-results/bench.json. Every figure is marked ok or MISSED against its budget;
 the exit status is 0 unless --strict is given and a budget is missed (then 1).
 
-    notebooks   headless run time with nbclient (kernel start + every cell; median of --runs, per-cell timeout)
-                and the kernel's peak memory (VmHWM of the kernel process, read from /proc just before the
-                kernel shuts down; a 50 ms psutil RSS sampler runs beside it as a cross-check), for every
-                instructor source (solutions in) and every student copy (exercises unfinished)
+    notebooks   headless run with nbclient in a kernel limited to --threads threads (default 1, as on Binder):
+                the kernel's CPU time (user + system, from /proc: what the budget judges, since the wall clock
+                grows with the machine's load) and the wall time (kernel start + every cell; median of --runs,
+                per-cell timeout), and the kernel's peak memory (VmHWM of the kernel process, read from /proc
+                just before the kernel shuts down; a 50 ms psutil RSS sampler runs beside it as a
+                cross-check), for every instructor source (solutions in) and every student copy (exercises
+                unfinished); a cell's error is recorded, not raised
     widgets     kernel-side update latency of every slider/dropdown of every widget the instructor notebooks
                 build: a value change -> callback compute + redraw + PNG in the Image, median of 20 changes
                 across the control's range, split into compute / draw / encode / rest (bench/widget_probe.py)
-    browser     (when Chromium is installed) keypress on a slider handle -> the image's src changes, in JupyterLab
-                in headless Chromium, median of 10, for the learning-rate slider, κ and the landscape dropdown
+    browser     (when Chromium is installed) in JupyterLab in headless Chromium, kernels on --threads threads:
+                Run All of every instructor notebook until every widget is drawn (wall clock), the memory of the
+                session (the server's VmHWM + the kernel's VmHWM), and keypress on a slider handle -> the image's
+                src changes, median of 10, for the first slider, κ and every dropdown
     optimizer   each training cell of the notebooks (its model, data, batch size, epochs and scheduler) with
                 course_lib.optim.RuleOptimizer / the same cell with the torch.optim twin: CPU seconds of
                 training.train (one thread, as the notebooks train), median of interleaved runs; and, without a
@@ -21,8 +26,10 @@ the exit status is 0 unless --strict is given and a budget is missed (then 1).
                 solved, one in three blank), with --jobs 1 and 2: seconds and notebooks graded per minute
                 (no budget; each exercise is a sandboxed process that imports numpy and torch)
 
-Budgets: notebook <= 20 s, kernel <= 600 MB, widget <= 50 ms in the kernel and <= 150 ms in the browser, a
-training cell with RuleOptimizer <= 1.5x the same cell with torch.optim.
+Budgets (``BUDGETS``): a notebook <= 10 s of CPU headless on one thread and <= 20 s Run All in Chromium; its kernel
+<= 350 MB at its peak, and the JupyterLab server plus that kernel <= 450 MB (Binder's guarantee); a widget update
+<= 50 ms in the kernel and <= 150 ms in the browser; a training cell with RuleOptimizer <= 1.5x the same cell with
+torch.optim.
 
     .venv/bin/python bench/bench.py [--strict] [--quick] [--only notebooks,widgets,browser,optimizer]
                                     [--no-student] [--runs 3] [--out bench-results/bench.json]
@@ -48,13 +55,17 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))  # the JupyterLab + Chromium helpers the browser tests use
 
+# Binder gives a session one CPU and guarantees it 450 MB (server and kernels together).
 BUDGETS = {
-    "notebook_s": 20.0,
-    "kernel_mb": 600.0,
+    "notebook_s": 10.0,  # headless run of a notebook, kernel start included: the kernel's CPU time, one thread
+    "notebook_browser_s": 20.0,  # Run All in JupyterLab in Chromium, until every widget is drawn (wall clock)
+    "kernel_mb": 350.0,  # a notebook's kernel at its peak (VmHWM)
+    "session_mb": 450.0,  # the JupyterLab server's peak and one notebook's kernel's peak, added
     "widget_kernel_ms": 50.0,
     "widget_browser_ms": 150.0,
     "optimizer_ratio": 1.5,
 }
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 SECTIONS = ("notebooks", "widgets", "browser", "optimizer", "grading")
 
@@ -142,7 +153,25 @@ def _model_cells(nb):
     return cells
 
 
-def run_notebook(path, kind, cell_timeout, probe_widgets=None):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (its threads included), from /proc/<pid>/stat: unlike the
+    wall clock, it does not grow when other work shares the cores."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def kernel_environment(threads):
+    """The kernel's environment: with ``threads`` set, every thread pool (OpenMP, MKL, OpenBLAS, torch's) is
+    limited to that many threads, as on a one-CPU Binder session."""
+    env = dict(os.environ)
+    if threads:
+        for name in THREAD_VARIABLES:
+            env[name] = str(threads)
+    return env
+
+
+def run_notebook(path, kind, cell_timeout, probe_widgets=None, threads=1):
     """Execute ``path`` in a fresh kernel, in a temporary copy of its folder. Returns the measurements, and
     the widget probe's results if ``probe_widgets`` (a dict of probe() arguments) is given."""
     import nbformat
@@ -156,14 +185,17 @@ def run_notebook(path, kind, cell_timeout, probe_widgets=None):
             work.mkdir()
             shutil.copy2(path, work / path.name)
         nb = nbformat.read(work / path.name, as_version=4)
-        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=kind == "student",
+        # Errors are recorded (an instructor notebook's count as misses), not raised: one failing claim on a busy
+        # machine must not cost the whole benchmark.
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(work)}})
         started = time.perf_counter()
         result = {"notebook": path.name, "kind": kind}
         # The kernel's own stderr (ipykernel's start-up warnings, a crash) goes to a log, not into the table.
         kernel_log = ROOT / "bench-results" / "kernel-stderr.log"
         kernel_log.parent.mkdir(parents=True, exist_ok=True)
-        with open(kernel_log, "ab") as stderr, client.setup_kernel(cwd=str(work), stderr=stderr):
+        with open(kernel_log, "ab") as stderr, client.setup_kernel(cwd=str(work), stderr=stderr,
+                                                                    env=kernel_environment(threads)):
             pid = _kernel_pid(client)
             sampler = RssSampler(pid)
             sampler.start()
@@ -176,6 +208,7 @@ def run_notebook(path, kind, cell_timeout, probe_widgets=None):
                 client.execute_cell(cell, index)
                 cell_times.append((time.perf_counter() - cell_start, index))
             finished = time.perf_counter()
+            result["cpu_s"] = cpu_seconds(pid)
             result["hwm_mb"] = read_kib(pid, "VmHWM") / 1024
             result["rss_end_mb"] = read_kib(pid, "VmRSS") / 1024
             result["sampled_peak_mb"] = sampler.stop() / 2**20
@@ -224,7 +257,7 @@ def bench_notebooks(args, report):
         for path in paths:
             runs = _run_notebook_repeatedly(args, path, kind, widgets)
             if "notebooks" in args.only:
-                rows.append(_notebook_row(path, kind, runs))
+                rows.append(_notebook_row(args, path, kind, runs))
     if "notebooks" in args.only:
         report["notebooks"] = rows
     if "widgets" in args.only:
@@ -240,19 +273,21 @@ def _run_notebook_repeatedly(args, path, kind, widgets):
         if kind == "instructor" and run == 0 and "widgets" in args.only:
             probe = {"changes": args.changes, "budget_s": BUDGETS["widget_kernel_ms"] / 1000}
         print(f"  {kind} {path.name} run {run + 1}/{args.runs}" + (" + widget probe" if probe else ""), flush=True)
-        measured = run_notebook(path, kind, args.cell_timeout, probe)
+        measured = run_notebook(path, kind, args.cell_timeout, probe, threads=args.threads)
         widgets += [{"notebook": path.name, **widget} for widget in measured.pop("widgets", [])]
         runs.append(measured)
     return runs
 
 
-def _notebook_row(path, kind, runs):
+def _notebook_row(args, path, kind, runs):
     return {
         "notebook": path.name, "kind": kind, "runs": len(runs),
         "total_s": statistics.median(r["total_s"] for r in runs),
         "total_s_all": [round(r["total_s"], 2) for r in runs],
         "kernel_start_s": statistics.median(r["kernel_start_s"] for r in runs),
         "cells_s": statistics.median(r["cells_s"] for r in runs),
+        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "threads": args.threads,
         "hwm_mb": max(r["hwm_mb"] for r in runs),
         "sampled_peak_mb": max(r["sampled_peak_mb"] for r in runs),
         "rss_end_mb": statistics.median(r["rss_end_mb"] for r in runs),
@@ -306,28 +341,41 @@ def bench_browser(args, report):
         return
     from playwright.sync_api import sync_playwright
 
-    rows = []
+    rows, runs_all = [], []
     with tempfile.TemporaryDirectory(prefix="bench-lab-") as temporary:
         scratch = Path(temporary)
         root = scratch / "notebooks"
         root.mkdir()
         for path in instructor_notebooks():  # solutions in: every widget races every runner
             shutil.copy2(path, root / path.name)
-        server = LabServer(root, scratch / "server").start()
+        # The kernels get one thread, as on a one-CPU Binder session (the server passes its environment on).
+        saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+        os.environ.update(kernel_environment(args.threads))
+        try:
+            server = LabServer(root, scratch / "server").start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         try:
             with sync_playwright() as playwright:
                 context = launch_chromium(playwright, scratch / "chromium-profile")
                 try:
                     for path in instructor_notebooks():
                         print(f"  browser {path.name}", flush=True)
-                        rows.extend(_bench_browser_notebook(context, server, path.name, args.presses))
+                        measured, run_all = _bench_browser_notebook(context, server, path.name, args.presses)
+                        rows.extend(measured)
+                        if run_all is not None:
+                            runs_all.append(run_all)
                         server.shut_down_sessions()
                 finally:
                     context.close()
         finally:
             server.shutdown()
     version = subprocess.run([str(chromium), "--version"], capture_output=True, text=True, timeout=30).stdout
-    report["browser"] = {"chromium": version.strip(), "rows": rows}
+    report["browser"] = {"chromium": version.strip(), "rows": rows, "run_all": runs_all}
 
 
 def _bench_browser_notebook(context, server, name, presses):
@@ -336,8 +384,10 @@ def _bench_browser_notebook(context, server, name, presses):
     notebook = NotebookPage(context.new_page(), server, name).open()
     rows = []
     try:
+        started = time.perf_counter()
         notebook.run_all()
         notebook.wait_for_widgets()
+        run_all = {"notebook": name, "run_all_s": time.perf_counter() - started, **_session_memory(server)}
         for widget in race_widgets(notebook):
             settle = _settler(notebook, widget)
             sliders = widget.sliders()
@@ -368,9 +418,23 @@ def _bench_browser_notebook(context, server, name, presses):
         problems = notebook.problems()
         if problems:
             rows.append({"notebook": name, "problems": problems})
+        run_all.update({f"after_widgets_{key}": value for key, value in _session_memory(server).items()})
     finally:
         notebook.page.close()
-    return rows
+    return rows, run_all
+
+
+def _session_memory(server):
+    """What a Binder session holds: the JupyterLab server's memory (its peak so far, VmHWM, and now, VmRSS) and
+    its kernel's peak, in MB. The server's peak and the kernel's peak added up bound the session's peak."""
+    kernels = server.kernel_pids()
+    memory = {"server_hwm_mb": read_kib(server.process.pid, "VmHWM") / 1024,
+              "server_rss_mb": read_kib(server.process.pid, "VmRSS") / 1024,
+              "kernel_hwm_mb": max((read_kib(pid, "VmHWM") / 1024 for pid in kernels), default=None),
+              "kernels": len(kernels)}
+    if memory["kernel_hwm_mb"] is not None:
+        memory["session_mb"] = memory["server_hwm_mb"] + memory["kernel_hwm_mb"]
+    return memory
 
 
 def _settler(notebook, widget):
@@ -628,21 +692,23 @@ def print_table(report):
 def _notebooks_table(report, misses):
     if "notebooks" not in report:
         return []
-    lines = ["", f"NOTEBOOKS (nbclient, median of runs; budgets {BUDGETS['notebook_s']:.0f} s, "
-                 f"{BUDGETS['kernel_mb']:.0f} MB)",
-             f"{'notebook':44} {'kind':10} {'run s':>7} {'':6} {'start':>6} {'cells':>6} "
-             f"{'peak MB':>8} {'':6} {'sampled':>8}  runs (s)"]
+    threads = report["notebooks"][0].get("threads", 0) if report["notebooks"] else 0
+    lines = ["", f"NOTEBOOKS (nbclient, {threads or 'default'} thread(s), median of runs; budgets "
+                 f"{BUDGETS['notebook_s']:.0f} s of the kernel's CPU time, {BUDGETS['kernel_mb']:.0f} MB peak)",
+             f"{'notebook':44} {'kind':10} {'cpu s':>7} {'':6} {'wall s':>7} {'start':>6} {'cells':>6} "
+             f"{'peak MB':>8} {'':6} {'sampled':>8}  runs (wall s)"]
     for row in report["notebooks"]:
-        time_mark = _mark(row["total_s"], BUDGETS["notebook_s"])
+        cpu = row.get("cpu_s", row["total_s"])
+        time_mark = _mark(cpu, BUDGETS["notebook_s"])
         mem_mark = _mark(row["hwm_mb"], BUDGETS["kernel_mb"])
-        lines.append(f"{row['notebook']:44} {row['kind']:10} {row['total_s']:7.2f} {time_mark:6} "
+        lines.append(f"{row['notebook']:44} {row['kind']:10} {cpu:7.2f} {time_mark:6} {row['total_s']:7.2f} "
                      f"{row['kernel_start_s']:6.2f} {row['cells_s']:6.2f} {row['hwm_mb']:8.0f} {mem_mark:6} "
                      f"{row['sampled_peak_mb']:8.0f}  {row['total_s_all']}")
         for error in row["unexpected_errors"]:
             lines.append(f"    ERROR {error}")
             misses.append(f"{row['notebook']} ({row['kind']}): {error}")
         if time_mark == "MISSED":
-            misses.append(f"{row['notebook']} ({row['kind']}) ran {row['total_s']:.1f} s; slowest cells "
+            misses.append(f"{row['notebook']} ({row['kind']}) took {cpu:.1f} s of CPU; slowest cells "
                           f"{row['slowest_cells']}")
         if mem_mark == "MISSED":
             misses.append(f"{row['notebook']} ({row['kind']}) peaked at {row['hwm_mb']:.0f} MB")
@@ -660,6 +726,11 @@ def _widgets_table(report, misses):
         if widget["controls"] and all(row.get("skipped") == "hidden" for row in widget["controls"]):
             misses.append(f"widget {widget['notebook']} cell {widget['cell']} ({widget['class']}): every "
                           "control is hidden (layout.display == 'none'), the learner sees no control")
+        if widget.get("best_button_ms") is not None:
+            runners = ", ".join(widget["runners"]) if widget["runners"] else widget["class"]
+            cell = widget["cell"] if widget["cell"] is not None else "-"
+            lines.append(f"{widget['notebook'][:30]:30} {cell:>4} {runners[:38]:38} {'each at its best':16} "
+                         f"{widget['best_button_ms']:9.0f}        (one click, nothing cached; no budget)")
         lines += [_widget_row(widget, row, misses) for row in widget["controls"]]
     return lines
 
@@ -689,6 +760,7 @@ def _browser_table(report, misses):
     if "skipped" in browser:
         return lines + [f"  skipped: {browser['skipped']}"]
     lines.append(f"  {browser['chromium']}")
+    lines += _run_all_table(browser, misses)
     lines.append(f"{'notebook':30} {'cell':>4} {'w':>2} {'control':22} {'n':>3} {'median ms':>9} {'':6} "
                  f"{'max':>6} {'decoded':>8}")
     for row in browser["rows"]:
@@ -708,6 +780,26 @@ def _browser_table(report, misses):
             misses.append(f"{what}: {row['median_ms']:.0f} ms")
         if row["median_ms"] is None:
             misses.append(f"{what}: the picture never changed")
+    return lines
+
+
+def _run_all_table(browser, misses):
+    lines = [f"Run All in JupyterLab (open -> every cell run, every widget drawn; budget "
+             f"{BUDGETS['notebook_browser_s']:.0f} s) and the session's memory (server peak + kernel peak; budget "
+             f"{BUDGETS['session_mb']:.0f} MB)",
+             f"{'notebook':44} {'run all s':>9} {'':6} {'server MB':>9} {'kernel MB':>9} "
+             f"{'session MB':>10} {'':6}"]
+    for row in browser.get("run_all", []):
+        run_mark = _mark(row["run_all_s"], BUDGETS["notebook_browser_s"])
+        server_mb = max(row["server_hwm_mb"], row.get("after_widgets_server_hwm_mb", 0))
+        kernel_mb = max(row["kernel_hwm_mb"] or 0, row.get("after_widgets_kernel_hwm_mb") or 0)
+        session_mark = _mark(server_mb + kernel_mb, BUDGETS["session_mb"])
+        lines.append(f"{row['notebook']:44} {row['run_all_s']:9.1f} {run_mark:6} {server_mb:9.0f} "
+                     f"{kernel_mb:9.0f} {server_mb + kernel_mb:10.0f} {session_mark:6}")
+        if run_mark == "MISSED":
+            misses.append(f"browser {row['notebook']}: Run All took {row['run_all_s']:.1f} s")
+        if session_mark == "MISSED":
+            misses.append(f"browser {row['notebook']}: server {server_mb:.0f} MB + kernel {kernel_mb:.0f} MB")
     return lines
 
 
@@ -807,6 +899,8 @@ def main(argv=None):
     parser.add_argument("--changes", type=int, default=20, help="value changes per widget control")
     parser.add_argument("--presses", type=int, default=10, help="keypresses per control in the browser")
     parser.add_argument("--cell-timeout", type=int, default=120, help="per-cell timeout (s)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="thread pools of the notebooks' kernels (default 1, as on Binder; 0: unlimited)")
     parser.add_argument("--class-size", type=int, default=30, help="students in the grading benchmark")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
     args = parser.parse_args(argv)

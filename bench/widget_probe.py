@@ -176,8 +176,23 @@ def probe(changes=20, budget_s=0.05, profile_top=14, model_cells=None):
                 row["profile"] = _profile(control, values[: max(4, len(values) // 2)], profile_top)
             control.value = original
             entry["controls"].append(row)
+        if hasattr(widget, "each_at_its_best"):
+            entry["best_button_ms"] = _time_the_search(widget)
         results.append(entry)
     print(MARKER + json.dumps(results))
+
+
+def _time_the_search(widget):
+    """One click on a race's "each at its best on this landscape", with nothing cached (the search itself, as a
+    learner's first click meets it), then back to the race's values. Milliseconds."""
+    from course_lib import tuning
+
+    tuning._cache.clear()
+    start = time.perf_counter()
+    widget.each_at_its_best()
+    elapsed = time.perf_counter() - start
+    widget.reset()
+    return round(elapsed * 1000, 1)
 
 
 def _plain(value):

@@ -7,7 +7,8 @@
 - landscapes: test functions with analytic gradients and Hessians.
 - trajectories: the one loop that applies a rule step by step, and the Trajectory every run returns.
 - theory, measure: what theory predicts, and measurements on runs (and the sweeps that make them).
-- plots, widgets: the pictures and the sliders that drive them.
+- plots, widgets: the pictures (a colour-blind-safe palette, line styles that differ) and the sliders that drive
+  them; tuning: each method's best hyperparameters on a landscape, for races that compare fairly.
 - exercises, checks, bugs: each exercise (reference and test cases), the judge shared by the instant checks
   and the grader, and the likely bugs it recognises.
 - harness: calls a learner's function and returns only numbers (the one module that runs beside learner

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib import training
+from course_lib import optim, training
 from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["LABELS", "BatchNorm", "LearningRateSweep", "batchnorm_backward", "batchnorm_forward", "beside_torch",
@@ -203,6 +203,12 @@ def on_arrays(function):
     return on_tensors
 
 
+def _plain_sgd(model, learning_rate):
+    """Plain SGD on ``model``'s parameters (x -= learning_rate * dx, torch.optim.SGD's update) as a RuleOptimizer:
+    torch's built-in step() would import its compiler, ~70 MB of a kernel's memory."""
+    return optim.RuleOptimizer(model.parameters(), optim.sgd, learning_rate=learning_rate)
+
+
 def beside_torch(forward, backward, dataset, sizes=(40, 128, 128, 128, 128, 10), epochs=3, learning_rate=0.1,
                  batch_size=128, seed=0):
     """The same network trained twice with plain SGD, in float64, from the same initial weights on the same
@@ -219,7 +225,7 @@ def beside_torch(forward, backward, dataset, sizes=(40, 128, 128, 128, 128, 10),
     runs = {}
     for label, layer in layers.items():
         model = mlp(list(sizes), seed, layer=layer).double()
-        history = training.train(model, torch.optim.SGD(model.parameters(), lr=learning_rate), dataset, epochs,
+        history = training.train(model, _plain_sgd(model, learning_rate), dataset, epochs,
                                  batch_size, seed=seed, evaluate_every=epochs)
         runs[label] = (model.eval(), history)
     return runs
@@ -266,7 +272,9 @@ def normalised_across_batches(x, batch_size, draws=300, example=0, seed=0):
         side_by_side = batches.permute(1, 0, 2).reshape(batch_size, -1)
         features = side_by_side.shape[1]
         ones, zeros = torch.ones(features, dtype=x.dtype), torch.zeros(features, dtype=x.dtype)
-        values.append(batchnorm_forward(side_by_side, ones, zeros, zeros, ones)[0][0].reshape(len(rows), -1))
+        normalised = batchnorm_forward(side_by_side, ones, zeros, zeros, ones)[0]
+        # Row 0 (the example) copied out: a view of it would keep the whole normalised chunk alive.
+        values.append(normalised[0].reshape(len(rows), -1).clone())
     return torch.cat(values).numpy()
 
 
@@ -296,7 +304,7 @@ class LearningRateSweep:
 
 def learning_rate_sweep(dataset, learning_rates, sizes=(40, 128, 128, 128, 128, 10), epochs=5, batch_size=128,
                         seed=0):
-    """Train ``mlp(sizes, seed, batch_norm)`` with plain SGD (torch.optim.SGD) at each learning rate, with and
+    """Train ``mlp(sizes, seed, batch_norm)`` with plain SGD (``optim.sgd``) at each learning rate, with and
     without batch norm (same initial weights, same batches); returns a ``LearningRateSweep``."""
     require(len(learning_rates) > 0 and all(is_real(r) and r > 0 for r in learning_rates), "learning_rates",
             "a non-empty sequence of positive numbers", learning_rates)
@@ -307,7 +315,7 @@ def learning_rate_sweep(dataset, learning_rates, sizes=(40, 128, 128, 128, 128, 
             model = mlp(list(sizes), seed, batch_norm=batch_norm)
             first = model[0].weight
             start = first.norm().item()
-            history = training.train(model, torch.optim.SGD(model.parameters(), lr=rate), dataset, epochs,
+            history = training.train(model, _plain_sgd(model, rate), dataset, epochs,
                                      batch_size, seed=seed, evaluate_every=epochs)
             sweep.histories[label].append(history)
             sweep.weight_growth[label].append(first.norm().item() / start if history.diverged_at is None

@@ -731,7 +731,7 @@ def ema_with_your_update(candidate, dataset, decay=0.9, epochs=5, learning_rate=
     if not _passes("ema_update", candidate):
         return
     model = training.mlp([dataset.x_train.shape[1], 128, 128, 10], seed=1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    optimizer = optim.RuleOptimizer(model.parameters(), optim.sgd_momentum, learning_rate=learning_rate, rho=0.9)
     library = averaging.ExponentialAverage(model, decay)
     yours = {"average": copy.deepcopy(model)}
 

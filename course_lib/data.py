@@ -1,4 +1,4 @@
-"""Datasets that need no download: MNIST-1D (shipped in data/) and scikit-learn's 8x8 digits (in its wheel).
+"""Datasets that need no download: MNIST-1D and scikit-learn's 8x8 digits, both shipped in data/.
 
 Each loader returns a ``Dataset`` of float32 inputs and int64 labels as torch tensors, split into train and
 test the same way on every call.
@@ -85,10 +85,13 @@ def mnist1d():
 
 @lru_cache(maxsize=1)
 def digits(test_fraction=0.25, seed=0):
-    """scikit-learn's 1797 handwritten 8x8 digits, pixels scaled to [0, 1], a fixed shuffled split."""
-    from sklearn.datasets import load_digits
+    """scikit-learn's 1797 handwritten 8x8 digits, pixels scaled to [0, 1], a fixed shuffled split.
 
-    images, labels = load_digits(return_X_y=True)
+    Read from data/digits.npz (the copy data/make_digits.py takes from scikit-learn's wheel), so that a notebook
+    does not import scikit-learn for them.
+    """
+    arrays = np.load(_verified("digits.npz"))
+    images, labels = arrays["images"].astype(np.float64), arrays["labels"]
     order = np.random.default_rng(seed).permutation(len(labels))
     n_test = int(round(test_fraction * len(labels)))
     test, train = order[:n_test], order[n_test:]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib import schedules, training
+from course_lib import optim, schedules, training
 from course_lib.averaging import UniformAverage
 from course_lib.validation import is_integer, is_real, require
 
@@ -148,9 +148,13 @@ class Snapshots:
             self.steps.append(step)
 
 
+# course_lib's rules as torch optimizers: torch.optim's built-in step() imports torch's compiler (~70 MB of a
+# kernel's memory, a second of CPU), RuleOptimizer's does not.
 _OPTIMIZERS = {
-    "sgd_momentum": lambda parameters, learning_rate: torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9),
-    "adam": lambda parameters, learning_rate: torch.optim.Adam(parameters, lr=learning_rate),
+    "sgd_momentum": lambda parameters, learning_rate: optim.RuleOptimizer(parameters, optim.sgd_momentum,
+                                                                          learning_rate=learning_rate, rho=0.9),
+    "adam": lambda parameters, learning_rate: optim.RuleOptimizer(parameters, optim.adam,
+                                                                  learning_rate=learning_rate, epsilon=1e-8),
 }
 _SCHEDULES = ("constant", "cosine", "cosine_warm_restarts")
 
@@ -160,10 +164,12 @@ class Recipe:
     """How to train one member: an MLP (``training.mlp(sizes)``) with an optimizer, a learning rate and a
     schedule set every step, for ``epochs`` epochs of ``batch_size`` examples.
 
-    optimizer: "sgd_momentum" (torch's SGD, momentum 0.9: the lecture's v = rho v + dx, x -= alpha v) or "adam"
-    (torch's Adam, beta1 = 0.9, beta2 = 0.999). schedule: "constant"; "cosine" (course_lib.schedules.cosine
-    down to 0 over the whole run); "cosine_warm_restarts" (course_lib.schedules.cosine_warm_restarts with
-    ``cycles`` equal cycles; ``cycle_steps(dataset)`` is their length, for a ``Snapshots`` hook).
+    optimizer: "sgd_momentum" (course_lib.optim.sgd_momentum, rho = 0.9: the lecture's v = rho v + dx,
+    x -= alpha v, which is torch's SGD with momentum 0.9) or "adam" (course_lib.optim.adam, beta1 = 0.9,
+    beta2 = 0.999, epsilon = 1e-8 as torch's Adam), each as a RuleOptimizer. schedule: "constant"; "cosine"
+    (course_lib.schedules.cosine down to 0 over the whole run); "cosine_warm_restarts"
+    (course_lib.schedules.cosine_warm_restarts with ``cycles`` equal cycles; ``cycle_steps(dataset)`` is their
+    length, for a ``Snapshots`` hook).
     """
 
     optimizer: str = "sgd_momentum"

@@ -16,6 +16,9 @@ arrays (e.g. ``problem.batches(64)``), or None for the full batch at every evalu
 
 Each returns a ``course_lib.trajectories.Trajectory`` whose ``evaluation_counts`` are the evaluations spent to
 reach each point and whose ``losses`` are the full-batch loss there (which a mini-batch run never sees).
+
+``torch_lbfgs_minimum`` is the yardstick: the full-batch minimum by torch.optim.LBFGS, code other than the
+code under test.
 """
 
 import math
@@ -29,7 +32,7 @@ from course_lib.trajectories import BLOWUP_RADIUS, Trajectory, descend
 from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["SoftmaxRegression", "lbfgs_minibatch", "minibatch_descent", "softmax_regression",
-           "torch_lbfgs_minibatch"]
+           "torch_lbfgs_minibatch", "torch_lbfgs_minimum"]
 
 
 @dataclass(frozen=True)
@@ -233,3 +236,28 @@ def torch_lbfgs_minibatch(fun_and_grad, x0, max_evaluations, batches, **options)
     message = "max_evaluations gradient evaluations used" if diverged_at is None else "diverged"
     return Trajectory(points, _Feed(fun_and_grad, batches).full_losses(points), diverged_at, np.array(evaluations),
                       message)
+
+
+def torch_lbfgs_minimum(fun_and_grad, x0, history_size=10, max_iter=5000):
+    """The minimum of a full-batch loss by torch.optim.LBFGS (torch's implementation, its strong-Wolfe line
+    search), run until it makes no more progress: a yardstick for the course's L-BFGS from code other than the
+    code under test. ``fun_and_grad(x)`` computes the loss and its gradient, float64.
+
+    Returns (x, f(x), grad f(x)). Judge x by its gradient, not by trust in the solver: for a mu-strongly convex
+    f (a SoftmaxRegression with a penalty mu), f(x) - f* <= |grad f(x)|^2 / (2 mu).
+    """
+    require(is_integer(history_size, 1), "history_size", "an integer >= 1", history_size)
+    require(is_integer(max_iter, 1), "max_iter", "an integer >= 1", max_iter)
+    w = torch.nn.Parameter(torch.tensor(np.array(x0, dtype=float)))
+    optimizer = torch.optim.LBFGS([w], lr=1, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=1e-10,
+                                  tolerance_change=0.0, history_size=history_size, line_search_fn="strong_wolfe")
+
+    def closure():
+        value, gradient = fun_and_grad(w.detach().numpy().copy())
+        w.grad = torch.as_tensor(gradient, dtype=w.dtype)
+        return torch.tensor(float(value), dtype=w.dtype)
+
+    optimizer.step(closure)
+    x = w.detach().numpy().copy()
+    value, gradient = fun_and_grad(x)
+    return x, float(value), np.asarray(gradient)

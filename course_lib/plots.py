@@ -6,38 +6,53 @@ loss curves, the messages), which keeps a widget update fast. It renders to PNG 
 """
 
 import io
+import textwrap
 from collections import OrderedDict
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LogNorm
+from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 
-__all__ = ["COLORS", "COLOURS", "LINE_STYLES", "OKABE_ITO", "AugmentationPicture", "DropoutPicture",
+__all__ = ["COLORS", "LINE_STYLES", "MARKERS", "OKABE_ITO", "AugmentationPicture", "DropoutPicture",
            "NotebookFigure", "RacePicture", "SchedulePicture", "curve_figure", "draw_landscape",
-           "pooling_windows_figure"]
+           "pooling_windows_figure", "style", "wrap_message"]
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+# Okabe & Ito's colour-blind-safe palette, and line styles and markers that differ as well, so that no line is
+# told apart by its colour alone. COLORS: the order in which a picture's lines take them (yellow, the faintest on
+# white, last).
+OKABE_ITO = {"blue": "#0072B2", "vermillion": "#D55E00", "green": "#009E73", "orange": "#E69F00",
+             "purple": "#CC79A7", "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
+COLORS = tuple(OKABE_ITO[name] for name in ("blue", "vermillion", "green", "orange", "purple", "sky", "black",
+                                            "yellow"))
+LINE_STYLES = ("-", (0, (4, 2.5)), "-.", ":", (0, (6, 2, 1, 2, 1, 2)), (0, (1, 3)), (0, (8, 3)), (0, (3, 1)))
+LINE_WIDTHS = (3.4, 2.0, 1.8, 1.6, 1.5, 1.4, 1.3, 1.2)  # the first widest: a later line on its path leaves it seen
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MESSAGE_WIDTH = 58  # characters per line of a message drawn on the map: wrapped there, never cut at the edge
+MESSAGE_LINES = 9
+LEGEND_WIDTH, LEGEND_LINES = 26, 14  # the race's legend: characters per line, lines at full size
+# Contours in greys, dark in the valleys: the coloured paths stand out on them.
+CONTOUR_COLORS = ListedColormap([str(level) for level in np.linspace(0.25, 0.78, 16)], name="course-greys")
 GRID_POINTS = 100
 STEP_AXIS_ENDS = (10, 25, 50, 100, 200, 300, 500, 1000)
 LOSS_FLOOR = 1e-12  # loss gaps below this are drawn at the floor of the log-scaled loss plot
-# Okabe & Ito's colour-blind-safe palette, by name and in its order (COLOURS), and line styles to pair with them
-# so that a picture reads without colour vision too (notebooks 06-10).
-OKABE_ITO = {"blue": "#0072B2", "vermillion": "#D55E00", "green": "#009E73", "orange": "#E69F00",
-             "purple": "#CC79A7", "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
-COLOURS = tuple(OKABE_ITO.values())
-LINE_STYLES = ("-", "--", "-.", ":")
 
 
 class NotebookFigure(Figure):
-    """A matplotlib Figure that shows itself as PNG when it ends a notebook cell, without pyplot."""
+    """A matplotlib Figure that shows itself as PNG when it ends a notebook cell, without pyplot.
+
+    IPython keeps every cell's result (``Out``), so a figure shown lives as long as the kernel: once its PNG is
+    made, the figure lets go of its renderer's pixel buffer (about 2 MB of a figure's 3; drawing again makes a
+    new one)."""
 
     def _repr_png_(self):
         buffer = io.BytesIO()
-        FigureCanvasAgg(self).print_png(buffer)
+        canvas = FigureCanvasAgg(self)
+        canvas.print_png(buffer)
+        canvas.renderer, canvas._lastKey = None, None  # the next draw makes a new renderer
         return buffer.getvalue()
 
 
@@ -104,32 +119,42 @@ class _SideBySide:
 class RacePicture(_SideBySide):
     """A landscape's contours with one trajectory per runner, beside each runner's loss gap f(x_k) - f*.
 
-    ``update(landscape, results, steps)`` takes ``results``: label -> Trajectory, or label -> str for a runner
-    that could not run (the string is shown on the plot instead of a traceback). The two panels are separate
-    figures, so a change of landscape redraws the map alone and a change of hyperparameter redraws neither:
-    only the trajectories and curves are drawn again.
+    ``update(landscape, results, steps, start, names, notes)`` takes ``results``: label -> Trajectory, or label
+    -> str for a runner that could not run (the string is shown on the plot instead of a traceback);
+    ``names``: label -> the name the legend gives it (e.g. with its learning rate); ``notes``: more lines for
+    the message box. Each runner has its own colour, line style and marker (``style``), later runners drawn
+    thinner and on top, so that two runners on the same path both show. The two panels are separate figures,
+    so a change of landscape redraws the map alone and a change of hyperparameter redraws neither: only the
+    trajectories, curves, legend and messages are drawn again.
     """
 
     def __init__(self, labels, height=3.8, dpi=72):
         self.labels = list(labels)
         self.map = _Panel((5.2, height), dpi, {"left": 0.12, "right": 0.97, "bottom": 0.13, "top": 0.93})
-        self.loss = _Panel((4.4, height), dpi, {"left": 0.17, "right": 0.97, "bottom": 0.13, "top": 0.93})
+        # The loss panel keeps room on its right for the legend, which names every runner with its values.
+        self.loss = _Panel((6.2, height), dpi, {"left": 0.12, "right": 0.62, "bottom": 0.13, "top": 0.93})
         self.panels = (self.map, self.loss)
         self.ax_map, self.ax_loss = self.map.ax, self.loss.ax
         self._landscape_artists = None
-        (self.start_marker,) = self.ax_map.plot([], [], "o", color="k", ms=5, animated=True)
+        (self.start_marker,) = self.ax_map.plot([], [], "o", color="k", ms=5, animated=True, zorder=20)
         self.paths, self.heads, self.curves = {}, {}, {}
-        for label, color in zip(self.labels, _cycle(COLORS, len(self.labels)), strict=True):
-            (self.paths[label],) = self.ax_map.plot([], [], "-", color=color, lw=1.6, marker="o", ms=2.5,
-                                                    label=label, animated=True)
-            (self.heads[label],) = self.ax_map.plot([], [], "X", color=color, ms=11, mec="k", animated=True)
-            (self.curves[label],) = self.ax_loss.plot([], [], "-", color=color, lw=1.6, label=label,
-                                                      animated=True)
-        self.message = self.ax_map.text(0.02, 0.02, "", transform=self.ax_map.transAxes, fontsize=10,
-                                        va="bottom", ha="left", animated=True, zorder=5,
+        for index, label in enumerate(self.labels):
+            line = style(index)
+            (self.paths[label],) = self.ax_map.plot([], [], label=label, animated=True, ms=line["ms"],
+                                                    **_without(line, "ms"))
+            (self.heads[label],) = self.ax_map.plot([], [], "X", color=line["color"], ms=11, mec="k",
+                                                    animated=True, zorder=line["zorder"])
+            (self.curves[label],) = self.ax_loss.plot([], [], label=label, animated=True,
+                                                      **_without(line, "marker", "ms", "markevery", "mfc"))
+        self.message = self.ax_map.text(0.02, 0.02, "", transform=self.ax_map.transAxes, fontsize=9,
+                                        va="bottom", ha="left", animated=True, zorder=30,
                                         bbox={"boxstyle": "round", "fc": "white", "ec": "0.6", "alpha": 0.9})
-        # The legend sits on the loss panel, which a change of landscape does not redraw.
-        self.ax_loss.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        # The legend names each runner with the values it runs with: drawn with the animated artists, since
+        # a slider changes its text.
+        self.legend = self.ax_loss.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+                                          handlelength=3.4, borderaxespad=0.0)
+        self.legend.set_animated(True)
+        self.legend.set_zorder(30)
         self.ax_loss.set_yscale("log")
         self.ax_loss.set_xlabel("step")
         self.ax_loss.set_ylabel("f(x) - f*")
@@ -143,7 +168,7 @@ class RacePicture(_SideBySide):
         self.ax_loss.set_ylim(LOSS_FLOOR * 0.5, 1e5)
 
     # ----------------------------------------------------------------------------------------------------
-    def update(self, landscape, results, steps, start=None):
+    def update(self, landscape, results, steps, start=None, names=None, notes=()):
         """Draw ``results`` (label -> Trajectory or message) on ``landscape`` for a run of ``steps`` steps."""
         start = np.asarray(landscape.start if start is None else start, dtype=float)
         self.map.show((landscape.name, landscape.xlim, landscape.ylim), lambda: self._set_map_limits(landscape),
@@ -152,7 +177,8 @@ class RacePicture(_SideBySide):
         # The step axis ends at a round number at or above steps: a few pictures serve every steps value.
         step_axis = next((end for end in STEP_AXIS_ENDS if end >= steps), int(steps))
         self.loss.show(step_axis, lambda: self.ax_loss.set_xlim(0, step_axis))
-        notes = []
+        messages = []
+        self._name_runners(names or {})
         for label in self.labels:
             result = results.get(label)
             path, head, curve = self.paths[label], self.heads[label], self.curves[label]
@@ -160,21 +186,34 @@ class RacePicture(_SideBySide):
                 for artist in (path, head, curve):
                     artist.set_data([], [])
                 if isinstance(result, str):
-                    notes.append(f"{label}: {result}")
+                    messages.append(f"{label}: {result}")
                 continue
             points = result.points
             path.set_data(points[:, 0], points[:, 1])
-            path.set_marker("o" if len(points) <= 100 else "")  # dots show the steps while they can be told apart
+            # Markers show the steps while they can be told apart; on a longer run, a few along the path.
+            path.set_markevery(1 if len(points) <= 60 else max(len(points) // 12, 1))
             if result.diverged:
                 head.set_data(points[-1:, 0], points[-1:, 1])
-                notes.append(f"{label} diverged at step {result.diverged_at}")
+                messages.append(f"{label} diverged at step {result.diverged_at}")
             else:
                 head.set_data([], [])
             gap = np.maximum(result.losses - landscape.minimum_value, LOSS_FLOOR)
             curve.set_data(np.arange(len(gap)), gap)
-        self.message.set_text("\n".join(notes))
-        self.message.set_visible(bool(notes))
+        text = wrap_message([*messages, *notes])
+        self.message.set_text(text)
+        self.message.set_visible(bool(text))
         return self
+
+    def _name_runners(self, names):
+        """The legend's names, each line wrapped at ``LEGEND_WIDTH`` characters, in a font small enough for
+        all of them to fit the panel's height."""
+        texts = ["\n".join(piece for line in names.get(label, label).splitlines()
+                           for piece in textwrap.wrap(line, LEGEND_WIDTH) or [""]) for label in self.labels]
+        lines = sum(text.count("\n") + 1 for text in texts)
+        size = min(8.0, 8.0 * LEGEND_LINES / lines)
+        for text, shown in zip(self.legend.get_texts(), texts, strict=True):
+            text.set_text(shown)
+            text.set_fontsize(size)
 
     def _set_map_limits(self, landscape):
         self.ax_map.set_xlim(*landscape.xlim)
@@ -185,6 +224,29 @@ class RacePicture(_SideBySide):
             self._landscape_artists.remove()
         self._landscape_artists = draw_landscape(self.ax_map, landscape)
         self.ax_map.set_title(landscape.name, fontsize=10)
+
+
+def style(index):
+    """The look of the ``index``-th line of a picture: Okabe-Ito colour, its own dashes and marker, later
+    lines thinner and on top (so that a line on the same path as an earlier one leaves it visible)."""
+    color = COLORS[index % len(COLORS)]
+    return {"color": color, "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+            "lw": LINE_WIDTHS[min(index, len(LINE_WIDTHS) - 1)], "marker": MARKERS[index % len(MARKERS)],
+            "ms": max(6.0 - 0.5 * index, 3.0), "mfc": "white", "mec": color, "zorder": 5 + index}
+
+
+def _without(mapping, *keys):
+    return {key: value for key, value in mapping.items() if key not in keys}
+
+
+def wrap_message(lines, width=MESSAGE_WIDTH, most=MESSAGE_LINES):
+    """``lines`` joined for a message box: each wrapped at ``width`` characters, at most ``most`` lines in all
+    (the last then says how many more there were), so that no message runs past the plot's edge."""
+    wrapped = [piece for line in lines for piece in textwrap.wrap(str(line), width, break_long_words=True,
+                                                                  subsequent_indent="  ")]
+    if len(wrapped) > most:
+        wrapped = wrapped[:most - 1] + [f"... and {len(wrapped) - most + 1} more lines (see below the picture)"]
+    return "\n".join(wrapped)
 
 
 class SchedulePicture(_SideBySide):
@@ -204,13 +266,13 @@ class SchedulePicture(_SideBySide):
             panel.ax.title.set_fontsize(10)
             panel.ax.grid(True, alpha=0.3)
         self.rate_lines, self.loss_lines = {}, {}
-        for label, color in zip(self.labels, _cycle(COLORS, len(self.labels)), strict=True):
-            style = {"color": color, "lw": 1.8, "label": label, "animated": True}
-            (self.rate_lines[label],) = self.rates.ax.plot([], [], **style)
-            (self.loss_lines[label],) = self.losses.ax.plot([], [], **style)
-        self.rates.ax.legend(loc="lower left", fontsize=8)
-        self.message = self.rates.ax.text(0.03, 0.97, "", transform=self.rates.ax.transAxes, fontsize=10,
-                                          va="top", ha="left", animated=True, zorder=5, color="#b00",
+        for index, label in enumerate(self.labels):
+            line = {**_without(style(index), "marker", "ms", "mfc", "mec"), "label": label, "animated": True}
+            (self.rate_lines[label],) = self.rates.ax.plot([], [], **line)
+            (self.loss_lines[label],) = self.losses.ax.plot([], [], **line)
+        self.rates.ax.legend(loc="lower left", fontsize=8, handlelength=3.2)
+        self.message = self.rates.ax.text(0.03, 0.97, "", transform=self.rates.ax.transAxes, fontsize=9,
+                                          va="top", ha="left", animated=True, zorder=30, color="#b00",
                                           bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
 
     def update(self, curves, steps, message=""):
@@ -220,8 +282,9 @@ class SchedulePicture(_SideBySide):
             rates, losses = curves.get(label, ((), ()))
             self.rate_lines[label].set_data(np.arange(len(rates)), rates)
             self.loss_lines[label].set_data(np.arange(len(losses)), losses)
-        self.message.set_text(message)
-        self.message.set_visible(bool(message))
+        text = wrap_message(message.splitlines(), width=MESSAGE_WIDTH - 6) if message else ""
+        self.message.set_text(text)
+        self.message.set_visible(bool(text))
         return self
 
 
@@ -239,10 +302,10 @@ def draw_landscape(ax, landscape, levels=14):
     if landscape.log_levels:
         positive = np.maximum(heights, 1e-6)
         contour_levels = np.geomspace(max(positive.min(), 1e-3), positive.max(), levels)
-        drawn.add(ax.contour(grid_x, grid_y, positive, levels=contour_levels, cmap="viridis",
+        drawn.add(ax.contour(grid_x, grid_y, positive, levels=contour_levels, cmap=CONTOUR_COLORS,
                              norm=LogNorm(), linewidths=0.8))
     else:
-        drawn.add(ax.contour(grid_x, grid_y, heights, levels=levels, cmap="viridis", linewidths=0.8))
+        drawn.add(ax.contour(grid_x, grid_y, heights, levels=levels, cmap=CONTOUR_COLORS, linewidths=0.8))
     for minimum in landscape.minima:
         drawn.add(ax.plot(*minimum[:2], "*", color="gold", mec="k", ms=13, zorder=3)[0])
     for saddle in landscape.saddles:
@@ -267,9 +330,12 @@ def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, 
                  colors=None):
     """A static figure of ``curves`` (label -> y values, or label -> (y, style)) against ``x``; ``marks`` are x
     positions drawn as dashed vertical lines (e.g. the steps where a schedule decays); ``colors``, if given,
-    colour the curves in turn (e.g. ``COLOURS``; leave colour letters out of the styles then)."""
+    colour the curves in turn (e.g. ``COLORS``; leave colour letters out of the styles then, and the styles
+    given are kept as they are); without them, the curves take the palette in turn and its solid lines get
+    dash patterns of their own."""
     figure = NotebookFigure(figsize=figsize, dpi=90, layout="constrained")
     ax = figure.subplots()
+    ax.set_prop_cycle(color=COLORS)
     for mark in marks:
         ax.axvline(mark, color="0.5", ls="--", lw=1)
     for index, (label, values) in enumerate(curves.items()):
@@ -277,6 +343,8 @@ def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, 
         color = {} if colors is None else {"color": colors[index % len(colors)]}
         ax.plot(x, y, style, label=label, ms=4, **color)
     ax.set(xlabel=xlabel, ylabel=ylabel, xscale="log" if logx else "linear", yscale="log" if logy else "linear")
+    if colors is None:
+        _distinguish(ax.get_lines())
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -284,8 +352,12 @@ def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, 
     return figure
 
 
-def _cycle(values, n):
-    return [values[i % len(values)] for i in range(n)]
+def _distinguish(lines):
+    """Give the solid lines that took the palette's colours (not a reference drawn in black, say, nor a
+    mark) dash patterns of their own, in turn, so that curves differ by more than their colour."""
+    palette = [line for line in lines if line.get_color() in COLORS and line.get_linestyle() == "-"]
+    for index, line in enumerate(palette):
+        line.set_linestyle(LINE_STYLES[index % len(LINE_STYLES)])
 
 
 # ---- Notebook 06: ensembles and weight averages ----------------------------------------------------------------
@@ -422,7 +494,7 @@ class DropoutPicture(_SideBySide):
         positions = np.arange(units)
         self._edges = np.stack([positions - 0.4, positions + 0.4], axis=1).reshape(-1)
         self.bars, self.outlines = {}, {}
-        for panel, color in ((self.one, COLOURS[0]), (self.average, COLOURS[2])):
+        for panel, color in ((self.one, COLORS[0]), (self.average, COLORS[2])):
             panel.ax.set(xlabel="unit", xlim=(-0.7, units - 0.3))
             panel.ax.grid(True, axis="y", alpha=0.3)
             # The bars are one filled step patch (bar, gap, bar, ...): one artist draws far faster than 32 patches.
@@ -431,7 +503,7 @@ class DropoutPicture(_SideBySide):
             (self.outlines[panel],) = panel.ax.plot(positions, np.zeros(units), "_", color="k", ms=9, mew=2.2,
                                                     animated=True, zorder=4)
         self.one.ax.set_title("one training pass (black ticks: no dropout)", fontsize=10)
-        (self.crosses,) = self.one.ax.plot([], [], "x", color=COLOURS[1], ms=7, mew=2, animated=True, zorder=5)
+        (self.crosses,) = self.one.ax.plot([], [], "x", color=COLORS[1], ms=7, mew=2, animated=True, zorder=5)
         self.average.ax.set_title("", fontsize=10)
         self._title_right = ""
 
@@ -475,13 +547,13 @@ class AugmentationPicture(_SideBySide):
         ax.title.set_fontsize(10)
         ax.grid(True, alpha=0.3)
         styles = ("-", "--", ":", "-.")
-        self.copy_lines = [ax.plot([], [], styles[i % len(styles)], color=COLOURS[i % 6], lw=1.4,
+        self.copy_lines = [ax.plot([], [], styles[i % len(styles)], color=COLORS[i % 6], lw=1.4,
                                    animated=True)[0] for i in range(copies)]
         (self.original_line,) = ax.plot([], [], "-", color="k", lw=2.4, animated=True, zorder=5)
         ax = self.sweep.ax
         strengths, accuracies = np.asarray(strengths), np.asarray(accuracies)
-        ax.plot(strengths, accuracies, "-o", color=COLOURS[0], ms=5, label="trained with augmentation")
-        ax.axhline(accuracies[strengths == 0][0] if (strengths == 0).any() else np.nan, color=COLOURS[1],
+        ax.plot(strengths, accuracies, "-o", color=COLORS[0], ms=5, label="trained with augmentation")
+        ax.axhline(accuracies[strengths == 0][0] if (strengths == 0).any() else np.nan, color=COLORS[1],
                    ls="--", label="no augmentation")
         ax.set(xlabel=strength_label, ylabel="test accuracy", title="after training (precomputed)")
         ax.title.set_fontsize(10)
@@ -489,7 +561,7 @@ class AugmentationPicture(_SideBySide):
         ax.set_ylim(low - 0.15 * (high - low + 0.02), high + 0.35 * (high - low + 0.02))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-        self.marker = ax.axvline(0, color=COLOURS[3], lw=2.5, animated=True)
+        self.marker = ax.axvline(0, color=COLORS[3], lw=2.5, animated=True)
         self.signals.show("static", lambda: None)
         self.sweep.show("static", lambda: None)
 
@@ -512,7 +584,7 @@ def pooling_windows_figure(rows, input_size, kernel_size, labels):
         y = len(rows) - 1 - row
         for index, start in enumerate(starts):
             lift = 0.18 if index % 2 else -0.18
-            ax.add_patch(Rectangle((start, y + lift - 0.13), kernel_size, 0.26, facecolor=COLOURS[index % 2],
+            ax.add_patch(Rectangle((start, y + lift - 0.13), kernel_size, 0.26, facecolor=COLORS[index % 2],
                                    edgecolor="k", lw=0.6, alpha=0.85))
         steps = np.diff(starts)
         ax.text(input_size + 0.3, y, f"steps {''.join(str(s) for s in steps)}", va="center", fontsize=8)
@@ -524,6 +596,8 @@ def pooling_windows_figure(rows, input_size, kernel_size, labels):
 
 
 # ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
+# The pictures take the module's palette (COLORS) and line styles (LINE_STYLES) in order, so that they read without
+# colour vision.
 
 
 class BatchNoisePicture(_SideBySide):
@@ -544,15 +618,15 @@ class BatchNoisePicture(_SideBySide):
                ylabel="share of batches (peak = 1)")
         ax.set_title("training mode: it depends on the batch", fontsize=10)
         ax.grid(True, alpha=0.3)
-        self.bars = ax.stairs(np.zeros(len(self.BINS) - 1), self.BINS, fill=True, color=COLOURS[0], alpha=0.6,
+        self.bars = ax.stairs(np.zeros(len(self.BINS) - 1), self.BINS, fill=True, color=COLORS[0], alpha=0.6,
                               label="training batches", animated=True)
-        self.test_line = ax.axvline(0, color=COLOURS[1], ls="--", lw=2, label="test time (running averages)",
+        self.test_line = ax.axvline(0, color=COLORS[1], ls="--", lw=2, label="test time (running averages)",
                                     animated=True)
         ax.set_yticks([0, 0.5, 1])
         ax.legend(handles=[self.bars, self.test_line], loc="upper center", ncol=2, fontsize=8)
         ax = self.spread.ax
         sizes = np.asarray(batch_sizes, dtype=float)
-        ax.loglog(sizes, spreads, "o-", color=COLOURS[0], label="measured spread")
+        ax.loglog(sizes, spreads, "o-", color=COLORS[0], label="measured spread")
         ax.loglog(sizes, spreads[len(sizes) // 2] * np.sqrt(sizes[len(sizes) // 2] / sizes), ":", color="k",
                   label="∝ 1/√B")
         ax.set(xlabel="batch size B", ylabel="spread over batches (std)")
@@ -560,7 +634,7 @@ class BatchNoisePicture(_SideBySide):
         ax.set_title("the noise shrinks like 1/√B", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-        (self.marker,) = ax.plot([], [], "o", ms=11, mfc="none", mec=COLOURS[1], mew=2, animated=True)
+        (self.marker,) = ax.plot([], [], "o", ms=11, mfc="none", mec=COLORS[1], mew=2, animated=True)
 
     def update(self, values, test_value, batch_size, spread):
         self.histogram.show("static", lambda: None)
@@ -595,17 +669,18 @@ class LearningRatePicture(_SideBySide):
         _plain_log_ticks(ax, "y")
         ax.grid(True, alpha=0.3)
         self.curves = {}
-        for label, color, style in zip(labels, COLOURS, LINE_STYLES, strict=False):
-            (self.curves[label],) = ax.plot([], [], style, color=color, lw=2, label=label, animated=True)
+        for label, color, style in zip(labels, COLORS, LINE_STYLES, strict=False):
+            (self.curves[label],) = ax.plot([], [], linestyle=style, color=color, lw=2, label=label,
+                                            animated=True)
         ax.legend(loc="upper right", fontsize=8)
         self.title = ax.set_title("", fontsize=10, animated=True)
         self.message = ax.text(0.03, 0.04, "", transform=ax.transAxes, fontsize=10, va="bottom", ha="left",
                                animated=True, bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
         ax = self.accuracy.ax
         rates = np.asarray(sweep.learning_rates, dtype=float)
-        for label, color, style, marker in zip(labels, COLOURS, LINE_STYLES, "os", strict=False):
+        for label, color, style, marker in zip(labels, COLORS, LINE_STYLES, "os", strict=False):
             accuracy = sweep.accuracy(label)
-            ax.plot(rates, accuracy, style, marker=marker, color=color, lw=2, label=label)
+            ax.plot(rates, accuracy, linestyle=style, marker=marker, color=color, lw=2, label=label)
             diverged = np.isnan(accuracy)
             if diverged.any():
                 ax.plot(rates[diverged], np.full(diverged.sum(), 0.03), "x", color=color, ms=10, mew=2,
@@ -663,7 +738,7 @@ class TransferPicture(_SideBySide):
         self.table_panel = _Panel((4.9, height), dpi, {"left": 0.13, "right": 0.97, "bottom": 0.15, "top": 0.9})
         self.panels = (self.curves_panel, self.table_panel)
         self.styles = {regime: (color, style, marker) for regime, color, style, marker in
-                       zip(table.regimes, COLOURS, LINE_STYLES, "osD^", strict=False)}
+                       zip(table.regimes, COLORS, LINE_STYLES, "osD^", strict=False)}
         steps = table.settings["steps"]
         points = len(table.curves(table.regimes[0], table.counts[0])[0])
         self.steps = np.linspace(steps / points, steps, points)
@@ -673,8 +748,8 @@ class TransferPicture(_SideBySide):
         self.title = ax.set_title("", fontsize=10, animated=True)
         self.lines, self.bands = {}, {}
         for regime, (color, style, marker) in self.styles.items():
-            (self.lines[regime],) = ax.plot([], [], style, marker=marker, ms=4, color=color, lw=2, label=regime,
-                                            animated=True)
+            (self.lines[regime],) = ax.plot([], [], linestyle=style, marker=marker, ms=4, color=color, lw=2,
+                                            label=regime, animated=True)
             for count in table.counts:  # made once: a slider move only shows one count's bands
                 curves = table.curves(regime, count)
                 self.bands[regime, count] = ax.fill_between(self.steps, curves.min(axis=0), curves.max(axis=0),
@@ -685,7 +760,8 @@ class TransferPicture(_SideBySide):
         counts = np.asarray(table.counts, dtype=float)
         for regime, (color, style, marker) in self.styles.items():
             finals = [table.accuracy(regime, count) for count in table.counts]
-            ax.plot(counts, [f.mean() for f in finals], style, marker=marker, color=color, lw=2, label=regime)
+            ax.plot(counts, [f.mean() for f in finals], linestyle=style, marker=marker, color=color, lw=2,
+                    label=regime)
             ax.fill_between(counts, [f.min() for f in finals], [f.max() for f in finals], color=color, alpha=0.15,
                             lw=0)
         ax.set(xscale="log", ylim=(0, 1), xlabel="labelled examples per class (N)",

@@ -42,16 +42,21 @@ class History:
         return running_mean(self.step_loss, window)
 
 
+EVALUATION_BATCH = 1000  # examples per forward pass when evaluating (notebooks' test sets: one pass)
+
+
 @torch.no_grad()
 def evaluate(model, inputs, labels):
     """(mean cross-entropy loss, accuracy) of ``model`` on a dataset, in evaluation mode.
 
     Every submodule gets back the mode it had (a frozen part kept in eval mode inside a model in training
-    mode, e.g. a pretrained body whose batch-norm statistics must not move, stays in eval mode).
+    mode, e.g. a pretrained body whose batch-norm statistics must not move, stays in eval mode). The inputs go
+    through the model ``EVALUATION_BATCH`` examples at a time (in evaluation mode each example's output is its
+    own): a whole training set at once holds every layer's activations for all of it, ~20 MB of a kernel.
     """
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
-    logits = model(inputs)
+    logits = torch.cat([model(chunk) for chunk in inputs.split(EVALUATION_BATCH)])
     for module, training in modes:
         module.training = training
     loss = nn.functional.cross_entropy(logits, labels).item()

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib import data, training
+from course_lib import data, optim, training
 from course_lib.validation import is_integer, is_real, require
 
 __all__ = ["REGIMES", "SOURCE_CLASSES", "TABLE_FILE", "TARGET_CLASSES", "WEIGHTS_FILE", "SmallCNN",
@@ -148,7 +148,9 @@ def adapt(pretrained, dataset, regime, steps=1000, learning_rate=1e-3, batch_siz
         model = _new_head(pretrained, num_classes, seed)
         body_rate = learning_rate / 10 if regime == "fine-tune, body at 1/10" else learning_rate
         groups = [{"params": model.body.parameters(), "lr": body_rate}, {"params": model.head.parameters()}]
-    optimizer = torch.optim.Adam(groups, lr=learning_rate)
+    # torch.optim.Adam's update (epsilon 1e-8) as a RuleOptimizer: torch's built-in step() would import its
+    # compiler, ~70 MB of a kernel's memory.
+    optimizer = optim.RuleOptimizer(groups, optim.adam, learning_rate=learning_rate, epsilon=1e-8)
     steps_per_epoch = math.ceil(len(dataset.y_train) / batch_size)
     epochs = math.ceil(steps / steps_per_epoch)
     history = training.train(model, optimizer, dataset, epochs, batch_size, seed=seed,

@@ -1,13 +1,19 @@
 """Widget builders: sliders that drive update rules on landscapes, so that a notebook cell reads like a sentence.
 
     race({"SGD": optim.sgd, "momentum": optim.sgd_momentum}, landscape="Rosenbrock",
-         controls=("learning_rate", "rho"), learning_rate=1e-3)
+         controls=("learning_rate", "rho", "steps"), tuned=True)
+
+A race is fair: every method has sliders of its own for the hyperparameters it uses (its learning rate, and
+its ρ or β where it has them), and one click sets each to its best on the landscape shown
+(``course_lib.tuning``). The legend and the line of text under the picture say which values each method ran
+with, what loss it reached and where it diverged.
 
 Every slider's range is a valid range for its hyperparameter, so dragging one to an end gives a picture: a run
 that blows up is drawn up to the step where it diverged and the plot says "diverged at step k"; a rule that
 raises (a learner's unfinished exercise, say) is named on the plot with its error, never with a traceback.
 """
 
+import html
 import math
 import warnings
 
@@ -15,50 +21,55 @@ import ipywidgets as W
 import numpy as np
 
 from course_lib import landscapes as L
-from course_lib import optim, schedules
-from course_lib.checks import NotReady
-from course_lib.plots import RacePicture, SchedulePicture
+from course_lib import optim, schedules, tuning
+from course_lib.checks import NotReady, YourFunction
+from course_lib.plots import LOSS_FLOOR, RacePicture, SchedulePicture
 from course_lib.trajectories import run
 
-__all__ = ["CONTROLS", "AugmentationExplorer", "DropoutExplorer", "Method", "Race", "ScheduleExplorer",
-           "augmentation_explorer", "dropout_explorer", "race", "schedule_explorer"]
+__all__ = ["CONTROLS", "HYPERPARAMETERS", "AugmentationExplorer", "DropoutExplorer", "Method", "Race",
+           "ScheduleExplorer", "augmentation_explorer", "dropout_explorer", "race", "schedule_explorer"]
 
 _STYLE = {"description_width": "initial"}
 
 
-def _layout():
+def _layout(width="300px"):
     """A layout of its own for every control: a shared one would hide them all when one is hidden."""
-    return W.Layout(width="300px")
+    return W.Layout(width=width)
 
 
-def _log_slider(description, value, low, high, step=0.05, fmt=".2e"):
+def _log_slider(description, value, low, high, step=0.05, fmt=".2e", width="300px"):
     return W.FloatLogSlider(value=value, base=10, min=math.log10(low), max=math.log10(high), step=step,
                             description=description, readout_format=fmt, continuous_update=False,
-                            style=_STYLE, layout=_layout())
+                            style=_STYLE, layout=_layout(width))
 
 
-def _slider(description, value, low, high, step, fmt=".3f"):
+def _slider(description, value, low, high, step, fmt=".3f", width="300px"):
     return W.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                         readout_format=fmt, continuous_update=False, style=_STYLE, layout=_layout())
+                         readout_format=fmt, continuous_update=False, style=_STYLE, layout=_layout(width))
 
 
-# name -> (builder of the control given an initial value, the default initial value)
+# name -> (builder of the control given an initial value and, optionally, a description; the default value).
+# The first five are hyperparameters: each method of a race gets sliders of its own for those it uses.
 CONTROLS = {
-    "learning_rate": (lambda v: _log_slider("learning rate α", v, 1e-4, 10.0), 1e-2),
-    "rho": (lambda v: _slider("ρ (momentum)", v, 0.0, 0.99, 0.01, ".2f"), 0.9),
-    "decay_rate": (lambda v: _slider("decay rate", v, 0.0, 0.999, 0.001), 0.99),
-    "beta1": (lambda v: _slider("β1", v, 0.0, 0.99, 0.01, ".2f"), 0.9),
-    "beta2": (lambda v: _slider("β2", v, 0.0, 0.9999, 0.0001, ".4f"), 0.999),
-    "kappa": (lambda v: _log_slider("condition number κ", v, 1.0, 1000.0, 0.05, ".1f"), 10.0),
-    "steps": (lambda v: W.IntSlider(value=v, min=1, max=500, step=1, description="steps",
-                                    continuous_update=False, style=_STYLE, layout=_layout()), 100),
-    "gradient_noise": (lambda v: _slider("gradient noise σ", v, 0.0, 2.0, 0.01, ".2f"), 0.0),
-    "start_x": (lambda v: _slider("start x", v, -1.0, 1.0, 0.01, ".2f"), None),
-    "start_y": (lambda v: _slider("start y", v, -1.0, 1.0, 0.01, ".2f"), None),
-    "landscape": (lambda v: W.Dropdown(options=list(L.LANDSCAPES), value=v, description="landscape",
-                                       style=_STYLE, layout=_layout()), "ill-conditioned quadratic"),
+    "learning_rate": (lambda v, d="learning rate α", **k: _log_slider(d, v, 1e-4, 10.0, 0.05, ".3g", **k), 1e-2),
+    "rho": (lambda v, d="ρ (momentum)", **k: _slider(d, v, 0.0, 0.99, 0.01, ".3f", **k), 0.9),
+    "decay_rate": (lambda v, d="decay rate", **k: _slider(d, v, 0.0, 0.999, 0.001, ".3f", **k), 0.99),
+    "beta1": (lambda v, d="β1", **k: _slider(d, v, 0.0, 0.99, 0.01, ".3f", **k), 0.9),
+    "beta2": (lambda v, d="β2", **k: _slider(d, v, 0.0, 0.9999, 0.0001, ".4f", **k), 0.999),
+    "kappa": (lambda v, d="condition number κ": _log_slider(d, v, 1.0, 1000.0, 0.05, ".1f"), 10.0),
+    "steps": (lambda v, d="steps": W.IntSlider(value=v, min=1, max=500, step=1, description=d,
+                                                continuous_update=False, style=_STYLE, layout=_layout()), 100),
+    "gradient_noise": (lambda v, d="gradient noise σ": _slider(d, v, 0.0, 2.0, 0.01, ".2f"), 0.0),
+    "start_x": (lambda v, d="start x": _slider(d, v, -1.0, 1.0, 0.01, ".2f"), None),
+    "start_y": (lambda v, d="start y": _slider(d, v, -1.0, 1.0, 0.01, ".2f"), None),
+    # The start's y on a log scale, down to 1e-9: how close to the saddle's line y = 0 a run starts.
+    "start_offset": (lambda v, d="start y (log scale)": _log_slider(d, v, 1e-9, 1.0, 0.25, ".0e"), 1e-3),
+    "landscape": (lambda v, d="landscape": W.Dropdown(options=list(L.LANDSCAPES), value=v, description=d,
+                                                       style=_STYLE, layout=_layout()),
+                  "ill-conditioned quadratic"),
 }
 HYPERPARAMETERS = ("learning_rate", "rho", "decay_rate", "beta1", "beta2")
+SYMBOLS = {"learning_rate": "α", "rho": "ρ", "decay_rate": "decay rate", "beta1": "β1", "beta2": "β2"}
 
 
 class Method:
@@ -66,7 +77,7 @@ class Method:
     as a racer: ``Method(second_order.newton)`` or ``Method(second_order.lbfgs_on_landscape, "max_iter")``.
 
     It is called as ``function(landscape, start=..., <steps_argument>=steps, **fixed)`` and returns a
-    Trajectory; the race's hyperparameter sliders do not apply to it.
+    Trajectory; it has no hyperparameter sliders.
     """
 
     def __init__(self, function, steps_argument="steps", **fixed):
@@ -77,37 +88,74 @@ class Method:
         return self.function(landscape, start=start, **{self.steps_argument: steps}, **self.fixed)
 
 
+class _Group:
+    """The runners that share one set of hyperparameter sliders: one method, or a learner's rule and the
+    reference it is meant to match (the same rule name and configuration)."""
+
+    def __init__(self, labels, rule, config, names, values):
+        self.labels, self.rule, self.config, self.names, self.values = labels, rule, config, names, values
+        self.sliders = {}
+
+    @property
+    def title(self):
+        return " & ".join(self.labels)
+
+    def describe(self):
+        """'α=1.98, ρ=0.669': the values this group runs with."""
+        return ", ".join(f"{SYMBOLS[name]}={_number(self.values[name])}" for name in self.names)
+
+
 class Race:
     """Several update rules racing from the same start on the same landscape, under sliders.
 
-    ``runners``: label -> rule, label -> (rule, fixed config), label -> ``Method``, or label -> message (a
-    runner that cannot run yet, e.g. "finish Exercise 2.2 first"; the message is shown on the plot).
-    ``controls``: names from ``CONTROLS``; slider values go to every rule (fixed configs win).
+    ``runners``: label -> rule, label -> (rule, config), label -> ``Method``, or label -> message (a runner
+    that cannot run yet, e.g. "finish Exercise 2.2 first"; the message is shown on the plot). A (rule, config)
+    pair's config starts that rule's sliders at its values; entries without a slider stay fixed.
+    ``controls``: names from ``CONTROLS``. A hyperparameter among them (``HYPERPARAMETERS``) gives every method
+    that uses it a slider of its own (a learner's rule shares the sliders of the reference of the same name);
+    the others (landscape, κ, steps, start, noise) are shared.
+    ``values``: starting values; a hyperparameter's may be one number for every method or a dict label ->
+    number. A method without a starting value starts at its rule's default (``optim.DEFAULTS``).
+    ``tuned``: start every method at its best on the landscape (``course_lib.tuning``; the button "each at its
+    best on this landscape" does the same later).
     """
 
     def __init__(self, runners, landscape="ill-conditioned quadratic", controls=("learning_rate",),
-                 steps=100, **values):
+                 steps=100, tuned=False, **values):
         unknown = [name for name in (*controls, *values) if name not in CONTROLS]
         if unknown:
             raise ValueError(f"controls must be among {sorted(CONTROLS)}, got {unknown}")
         self.runners = {label: _as_runner(entry) for label, entry in runners.items()}
-        self.values = {name: default for name, (_, default) in CONTROLS.items()}
-        self.values.update(landscape=landscape, steps=steps, **values)
+        offered = [name for name in controls if name in HYPERPARAMETERS]
+        self.groups = _groups(self.runners, offered, values)
+        self.values = {name: default for name, (_, default) in CONTROLS.items() if name not in HYPERPARAMETERS}
+        self.values.update(landscape=landscape, steps=steps,
+                           **{name: value for name, value in values.items() if name not in HYPERPARAMETERS})
         self.landscape = self._build_landscape()
         for name, coordinate in zip(("start_x", "start_y"), self.landscape.start[:2], strict=True):
             if self.values[name] is None:
                 self.values[name] = float(coordinate)
-        self.controls = {name: CONTROLS[name][0](self.values[name]) for name in controls}
         self._quiet = False
+        self.controls = {name: CONTROLS[name][0](self.values[name]) for name in controls
+                         if name not in HYPERPARAMETERS}
         self._fit_start_sliders()
+        if tuned:
+            self._tune()
+        for group in self.groups:
+            for name in group.names:
+                description = f"{group.title}: {SYMBOLS[name]}"
+                width = f"{max(300, 7 * len(description) + 210)}px"
+                group.sliders[name] = CONTROLS[name][0](group.values[name], description, width=width)
+                self.controls[f"{name}[{group.title}]"] = group.sliders[name]
+        self._start_values = {group.title: dict(group.values) for group in self.groups}
+        self.tuned_for = self._setting() if tuned else None
         self.picture = RacePicture(self.runners)
         self.image = W.Image(format="png", layout=W.Layout(width="auto"))
+        self.summary = W.HTML(layout=W.Layout(width="auto"))
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
-        rows = list(self.controls.values())
-        self.widget = W.VBox([W.GridBox(rows, layout=W.Layout(grid_template_columns="repeat(3, 310px)")),
-                              self.image])
-        self.results = {}
+        self.widget = W.VBox(self._rows() + [self.image, self.summary])
+        self.results, self._cache = {}, {}
         self.refresh()
 
     def _ipython_display_(self):
@@ -115,26 +163,121 @@ class Race:
 
         display(self.widget)
 
-    # ----------------------------------------------------------------------------------------------------
-    def refresh(self):
-        """Run every rule with the current values and redraw the picture."""
-        start = np.array([self.values["start_x"], self.values["start_y"]], dtype=float)
-        config = {name: self.values[name] for name in HYPERPARAMETERS}
-        self.results = {label: self._run(runner, config, start) for label, runner in self.runners.items()}
-        self.picture.update(self.landscape, self.results, self.values["steps"], start)
-        self.image.value = self.picture.png()
+    def _rows(self):
+        shared = [control for name, control in self.controls.items() if name in CONTROLS]
+        rows = [W.GridBox(shared, layout=W.Layout(grid_template_columns="repeat(3, 310px)"))] if shared else []
+        rows += [W.HBox(list(group.sliders.values())) for group in self.groups if group.sliders]
+        if any(group.sliders for group in self.groups):
+            self.best_button = W.Button(description="each at its best on this landscape", icon="search",
+                                        tooltip="search each method's hyperparameters for the lowest loss soonest "
+                                                "on this landscape, from this start, in this many steps",
+                                        layout=W.Layout(width="290px"))
+            self.reset_button = W.Button(description="back to the notebook's values",
+                                         layout=W.Layout(width="230px"))
+            self.best_button.on_click(lambda _: self.each_at_its_best())
+            self.reset_button.on_click(lambda _: self.reset())
+            rows.append(W.HBox([self.best_button, self.reset_button]))
+        return rows
 
-    def _run(self, runner, config, start):
-        if isinstance(runner, str):
-            return runner
-        rule, fixed = runner
+    # ----------------------------------------------------------------------------------------------------
+    @property
+    def hyperparameters(self):
+        """label -> the hyperparameter values that runner races with now (fixed ones included)."""
+        return {label: {**group.config, **group.values} for group in self.groups for label in group.labels}
+
+    def slider(self, name, label):
+        """The slider of hyperparameter ``name`` for the runner ``label``."""
+        for group in self.groups:
+            if label in group.labels and name in group.sliders:
+                return group.sliders[name]
+        raise KeyError(f"{label!r} has no {name} slider")
+
+    def each_at_its_best(self):
+        """Set every method's sliders to its best on the current landscape, start and steps, and redraw."""
+        self._tune()
+        self._set_sliders(lambda group: group.values)
+        self.tuned_for = self._setting()
+        self.refresh()
+
+    def reset(self):
+        """Back to the values the race started with."""
+        self._set_sliders(lambda group: self._start_values[group.title])
+        self.refresh()
+
+    def _set_sliders(self, values_of):
+        self._quiet = True
+        try:
+            for group in self.groups:
+                group.values = dict(values_of(group))
+                for name, slider in group.sliders.items():
+                    slider.value = group.values[name]
+        finally:
+            self._quiet = False
+
+    def _tune(self):
+        start = self._start()
+        for group in self.groups:
+            if not group.names:
+                continue
+            rule = group.rule
+            if isinstance(rule, YourFunction):  # a learner's rule is tuned as the reference of its name
+                rule = optim.RULES.get(rule.__name__, rule)
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    best = tuning.best_hyperparameters(rule, self.landscape, group.names, start=start,
+                                                       steps=self.values["steps"], config=group.config,
+                                                       gradient_noise=self.values["gradient_noise"])
+            except NotReady:
+                continue
+            group.values.update({name: _clip(name, value) for name, value in best.items()})
+
+    def _setting(self):
+        return (self.landscape.name, tuple(self._start()), self.values["steps"], self.values["gradient_noise"],
+                tuple(tuple(sorted(group.values.items())) for group in self.groups))
+
+    def _start(self):
+        y = self.values["start_offset"] if "start_offset" in self.controls else self.values["start_y"]
+        return np.array([self.values["start_x"], y], dtype=float)
+
+    def refresh(self):
+        """Run every rule with the current values and redraw the picture and the summary."""
+        start = self._start()
+        group_of = {label: group for group in self.groups for label in group.labels}
+        self.results = {}
+        for label, runner in self.runners.items():
+            if isinstance(runner, str):
+                self.results[label] = runner
+                continue
+            group = group_of.get(label)
+            config = {**group.config, **group.values} if group is not None else dict(runner[1])
+            self.results[label] = self._result(label, runner[0], config, start)
+        names = {label: self._legend_name(label, "\n") for label in self.runners}
+        matches = self._matches(_matching(self.results))
+        notes = [f"{match}: the same path" for match in matches]
+        self.picture.update(self.landscape, self.results, self.values["steps"], start, names=names, notes=notes)
+        self.image.value = self.picture.png()
+        self.summary.value = self._summary(matches)
+
+    def _result(self, label, rule, config, start):
+        """The run of one runner; an unchanged run of a library rule is reused (a learner's may change)."""
+        key = (self.landscape.name, tuple(start), self.values["steps"], self.values["gradient_noise"],
+               tuple(sorted(config.items())))
+        cached = self._cache.get(label)
+        if cached is not None and cached[0] == key and not isinstance(rule, YourFunction):
+            return cached[1]
+        result = self._run(rule, config, start)
+        self._cache[label] = (key, result)
+        return result
+
+    def _run(self, rule, config, start):
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 if isinstance(rule, Method):
                     return rule(self.landscape, start, self.values["steps"])
-                return run(rule, self.landscape, start=start, steps=self.values["steps"],
-                           config={**config, **fixed}, gradient_noise=self.values["gradient_noise"])
+                return run(rule, self.landscape, start=start, steps=self.values["steps"], config=config,
+                           gradient_noise=self.values["gradient_noise"])
         except NotReady as not_ready:  # a learner's rule whose exercise does not pass yet
             return str(not_ready)
         except NotImplementedError:
@@ -142,10 +285,54 @@ class Race:
         except Exception as error:  # a learner's rule may raise anything: name it, never a traceback
             return f"{type(error).__name__}: {error}"[:160]
 
+    def _legend_name(self, label, separator=" "):
+        group = next((group for group in self.groups if label in group.labels), None)
+        described = group.describe() if group is not None else ""
+        return f"{label}{separator}({described})" if described else label
+
+    def _matches(self, matches):
+        """'your nesterov matches the reference': a learner's rule named first."""
+        said = []
+        for later, earlier in matches:
+            rules = {label: runner[0] for label, runner in self.runners.items() if not isinstance(runner, str)}
+            first, second = (earlier, later) if isinstance(rules.get(earlier), YourFunction) else (later, earlier)
+            other = "the reference" if second == "reference" else second
+            said.append(f"{first} matches {other}")
+        return said
+
+    def _summary(self, matches):
+        """One line: where each method got to (loss reached or the step it diverged at), with its values."""
+        steps = self.values["steps"]
+        if self.tuned_for is not None and self.tuned_for == self._setting():
+            head = "Each at its best on this landscape (searched)"
+        else:
+            head = "With the values on the sliders"
+        parts = []
+        for label, result in self.results.items():
+            name = self._legend_name(label)
+            if isinstance(result, str):
+                parts.append(f"{name}: {result}")
+            elif result.diverged:
+                parts.append(f"{name}: diverged at step {result.diverged_at}")
+            else:
+                gap = float(result.losses[-1] - self.landscape.minimum_value)
+                reached = f"below {LOSS_FLOOR:.0e}" if gap < LOSS_FLOOR else f"{gap:.1e}"
+                parts.append(f"{name}: f − f* = {reached}")
+        parts += matches
+        text = f"{head}, after {steps} steps on {self.landscape.name}: " + "; ".join(parts) + "."
+        return f'<div class="course-race-summary" style="line-height:1.4">{html.escape(text)}</div>'
+
     def _on_change(self, change):
         if self._quiet:
             return
-        name = next(n for n, control in self.controls.items() if control is change["owner"])
+        owner = change["owner"]
+        for group in self.groups:
+            for name, slider in group.sliders.items():
+                if slider is owner:
+                    group.values[name] = change["new"]
+                    self.refresh()
+                    return
+        name = next(n for n, control in self.controls.items() if control is owner)
         self.values[name] = change["new"]
         if name in ("landscape", "kappa"):
             previous = self.landscape
@@ -181,16 +368,91 @@ def _as_runner(entry):
     if isinstance(entry, str):
         return entry
     if isinstance(entry, tuple):
-        rule, fixed = entry
-        return rule, dict(fixed)
+        rule, config = entry
+        return rule, dict(config or {})
     if callable(entry):  # a rule or a Method
         return entry, {}
     raise ValueError(f"a runner must be a rule, a (rule, config) pair or a message, got {entry!r}")
 
 
-def race(runners, landscape="ill-conditioned quadratic", controls=("learning_rate",), steps=100, **values):
+def _own_hyperparameters(rule, offered):
+    """The hyperparameters among ``offered`` that ``rule`` uses: a library rule's (or a learner's rule's, by
+    its exercise name) from optim.DEFAULTS; none for a Method; every offered one for a rule unknown here."""
+    if isinstance(rule, Method):
+        return []
+    defaults = optim.DEFAULTS.get(getattr(rule, "__name__", None))
+    return [name for name in offered if defaults is None or name in defaults]
+
+
+def _groups(runners, offered, values):
+    """The runners that share sliders, in order, with each one's starting values."""
+    groups, by_key = [], {}
+    for label, runner in runners.items():
+        if isinstance(runner, str):
+            continue
+        rule, config = runner
+        if isinstance(rule, Method):
+            continue
+        names = _own_hyperparameters(rule, offered)
+        key = (getattr(rule, "__name__", id(rule)), tuple(sorted(config.items())))
+        if key in by_key:
+            by_key[key].labels.append(label)
+            continue
+        defaults = optim.DEFAULTS.get(getattr(rule, "__name__", None), {})
+        start = {}
+        for name in names:
+            given = values.get(name)
+            if isinstance(given, dict):
+                given = given.get(label)
+            for candidate in (config.get(name), given, defaults.get(name), CONTROLS[name][1]):
+                if candidate is not None:
+                    start[name] = _clip(name, float(candidate))
+                    break
+        fixed = {name: value for name, value in config.items() if name not in names}
+        by_key[key] = _Group([label], rule, fixed, names, start)
+        groups.append(by_key[key])
+    unknown = [label for name in HYPERPARAMETERS if isinstance(values.get(name), dict)
+               for label in values[name] if label not in runners]
+    if unknown:
+        raise ValueError(f"hyperparameter values given for unknown runners {unknown}; runners: {list(runners)}")
+    return groups
+
+
+_LIMITS = {"learning_rate": (1e-4, 10.0), "rho": (0.0, 0.99), "decay_rate": (0.0, 0.999), "beta1": (0.0, 0.99),
+           "beta2": (0.0, 0.9999)}
+
+
+def _clip(name, value):
+    low, high = _LIMITS[name]
+    return float(min(max(value, low), high))
+
+
+def _number(value):
+    """Three significant digits, plainly: 1.98, 0.669, 0.001, 1e-04."""
+    return f"{value:.3g}"
+
+
+def _matching(results, relative=1e-9, fewest_steps=3):
+    """(later label, earlier label) for each runner whose path is the same as an earlier runner's. A path of
+    fewer than ``fewest_steps`` steps (a run that diverged at once) says too little to call two rules the same:
+    SGD and momentum take the same first step."""
+    found = []
+    labels = [label for label, result in results.items()
+              if not isinstance(result, str) and len(result.points) > fewest_steps]
+    for i, later in enumerate(labels):
+        for earlier in labels[:i]:
+            a, b = results[later].points, results[earlier].points
+            scale = max(float(np.abs(b).max()), 1.0)
+            if a.shape == b.shape and np.allclose(a, b, rtol=0.0, atol=relative * scale):
+                found.append((later, earlier))
+                break
+    return found
+
+
+def race(runners, landscape="ill-conditioned quadratic", controls=("learning_rate",), steps=100, tuned=False,
+         **values):
     """Build and return a ``Race`` widget (see ``Race``); the notebook displays it."""
-    return Race(runners, landscape=landscape, controls=controls, steps=steps, **values)
+    return Race(runners, landscape=landscape, controls=controls, steps=steps, tuned=tuned, **values)
 
 
 def _int_slider(description, value, low, high):
@@ -246,8 +508,10 @@ class ScheduleExplorer:
         self.image = W.Image(format="png", layout=W.Layout(width="auto"))
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
+        self.summary = W.HTML(layout=W.Layout(width="auto"))
         self.widget = W.VBox([W.GridBox(list(self.controls.values()),
-                                        layout=W.Layout(grid_template_columns="repeat(3, 310px)")), self.image])
+                                        layout=W.Layout(grid_template_columns="repeat(3, 310px)")), self.image,
+                              self.summary])
         self.curves, self.message = {}, ""
         self._constant_run = (None, None)
         self.refresh()
@@ -283,9 +547,20 @@ class ScheduleExplorer:
                 notes.append(f"{label}: not written yet")
             except Exception as error:  # a learner's schedule, or arguments out of range: say so on the plot
                 notes.append(f"{label}: {error}")
+        if "yours" in self.curves and np.allclose(self.curves["yours"][0], self.curves["schedule"][0]):
+            notes.append("yours matches the reference schedule")
         self.message = "\n".join(notes)
         self.picture.update(self.curves, self.STEPS, self.message)
         self.image.value = self.picture.png()
+        self.summary.value = self._summary(name, arguments, notes)
+
+    def _summary(self, name, arguments, notes):
+        """One line: the loss each curve ends at (its running mean), and what could not be drawn."""
+        described = ", ".join(f"{arg}={_number(value)}" for arg, value in arguments.items())
+        parts = [f"{label}: loss {losses[-1]:.3g} at the end" for label, (_, losses) in self.curves.items()]
+        text = (f"{name} ({described}), SGD with gradient noise σ={self.controls['gradient_noise'].value:.2f} "
+                f"for {self.STEPS} steps: " + "; ".join(parts + notes) + ".")
+        return f'<div class="course-schedule-summary" style="line-height:1.4">{html.escape(text)}</div>'
 
     def _rates_and_losses(self, function, arguments):
         learning_rate = self.controls["learning_rate"].value

@@ -271,7 +271,7 @@ WRONG_INPUTS = [
     WrongInput(13, "shuffled training labels", lambda mp: mp.setattr(data, "mnist1d", shuffled_mnist1d),
                "default_adam - max(untuned.values())"),
     WrongInput(14, "step decay ignoring gamma", lambda mp: mp.setattr(
-        schedules, "step_decay", step_decay_ignoring_gamma), "across > 1.05"),
+        schedules, "step_decay", step_decay_ignoring_gamma), "fall_across > 0.05"),
     WrongInput(15, "1/t decay as a power", lambda mp: mp.setattr(
         schedules, "inverse_time_decay", inverse_time_as_power), 'curves["1/t, k=0.02"][2900] < 0.05'),
     WrongInput(15, "exponential decay at half its rate", lambda mp: mp.setattr(

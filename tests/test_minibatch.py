@@ -10,7 +10,13 @@ import torch
 from finite_sums import counted, digits_softmax
 
 from course_lib import landscapes, optim
-from course_lib.minibatch import lbfgs_minibatch, minibatch_descent, softmax_regression, torch_lbfgs_minibatch
+from course_lib.minibatch import (
+    lbfgs_minibatch,
+    minibatch_descent,
+    softmax_regression,
+    torch_lbfgs_minibatch,
+    torch_lbfgs_minimum,
+)
 from course_lib.second_order import lbfgs
 
 
@@ -189,3 +195,28 @@ def test_lbfgs_minibatch_survives_a_line_search_whose_bracket_collapses():
     run = lbfgs_minibatch(fun_and_grad, np.zeros(1), 40, batches=calls, tolerance=1e-8)
     np.testing.assert_array_equal(run.points, [[0.0], [-1.0]])  # one step, to the promising trial at t = 1
     assert run.message == "gradient norm <= tolerance"
+
+
+def test_torch_lbfgs_minimum_is_scipys_and_numpys_minimum():
+    from scipy import optimize
+
+    # Notebook 05's yardstick, against scipy's conjugate gradient (another algorithm, another implementation)...
+    problem = digits_softmax(penalty=1e-3)
+    x, value, gradient = torch_lbfgs_minimum(problem.fun_and_grad, problem.x0)
+    reference = optimize.minimize(problem.fun_and_grad, problem.x0, jac=True, method="CG", options={"gtol": 1e-9})
+    assert reference.success
+    assert np.linalg.norm(gradient) ** 2 / (2 * problem.penalty) < 1e-12
+    assert value == pytest.approx(reference.fun, abs=1e-12)
+    assert value == pytest.approx(problem.fun_and_grad(x)[0], abs=0)
+    # ... and a quadratic's minimum from np.linalg.solve, within what its gradient bounds (|x - x*| <= |grad| / mu,
+    # mu >= 1 here).
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20, 20))
+    hessian, b = a @ a.T + np.eye(20), rng.standard_normal(20)
+    quadratic = lambda v: (0.5 * v @ hessian @ v - b @ v, hessian @ v - b)  # noqa: E731
+    x, value, gradient = torch_lbfgs_minimum(quadratic, np.zeros(20))
+    assert np.linalg.norm(gradient) < 1e-6
+    assert np.linalg.norm(x - np.linalg.solve(hessian, b)) <= np.linalg.norm(gradient) * (1 + 1e-6)
+    # The check can fail: stopped after one iteration, it is far from the minimum.
+    _, early, _ = torch_lbfgs_minimum(problem.fun_and_grad, problem.x0, max_iter=1)
+    assert early - reference.fun > 1e-3

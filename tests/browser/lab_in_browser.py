@@ -10,8 +10,8 @@
 
 Every wait has a timeout. JupyterLab gets its own config, data, runtime and IPython directories (so no user
 setting, workspace or kernelspec of this machine leaks in), all cells rendered (windowingMode "none"), and the
-lab extensions that only the developer stack installs (nbgrader, jupytext, notebook 7) switched off, as
-students do not have them.
+lab extensions and server extensions that only the developer stack installs (nbgrader, jupytext, notebook 7)
+switched off, as students do not have them (so that the server bench/bench.py measures is a learner's).
 """
 
 import json
@@ -36,6 +36,12 @@ CHROMIUM_FLAGS = [
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # Lab extensions of the developer stack (requirements-dev.lock) that students' requirements.lock lacks.
 DEV_ONLY_LAB_EXTENSIONS = ("@jupyter/nbgrader", "jupyterlab-jupytext", "@jupyter-notebook/lab-extension")
+# Their server extensions (nbgrader's formgrader loads SQLAlchemy, a database and more): off, as students lack
+# them, so that the server measured (bench/bench.py) is the one a learner runs.
+DEV_ONLY_SERVER_EXTENSIONS = ("nbgrader", "nbgrader.server_extensions.formgrader",
+                              "nbgrader.server_extensions.validate_assignment",
+                              "nbgrader.server_extensions.assignment_list",
+                              "nbgrader.server_extensions.course_list", "notebook", "jupytext")
 # stderr that ipywidgets' front end provokes in every fresh kernel before `import ipywidgets` (harmless).
 HARMLESS_STDERR = ("No such comm target registered: jupyter.widget.control", "No such comm: ")
 
@@ -84,6 +90,8 @@ class LabServer:
         (config / "labconfig").mkdir(exist_ok=True)
         (config / "labconfig" / "page_config.json").write_text(
             json.dumps({"disabledExtensions": {name: True for name in DEV_ONLY_LAB_EXTENSIONS}}))
+        (config / "jupyter_server_config.json").write_text(json.dumps(
+            {"ServerApp": {"jpserver_extensions": {name: False for name in DEV_ONLY_SERVER_EXTENSIONS}}}))
         settings = config / "lab" / "user-settings" / "@jupyterlab"
         _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
         _write_json(settings / "apputils-extension" / "notification.jupyterlab-settings",
@@ -277,6 +285,14 @@ _SETTLED_JS = """(path) => {
     return window.__course.runAll !== 'running' && !!kernel && kernel.status === 'idle';
 }""".replace("__PANEL__", _PANEL_JS)
 
+# A silent request that evaluates expressions in the learner's kernel (how a test reads what a widget holds).
+_PEEK_JS = """async ([path, expressions]) => {
+    const kernel = (__PANEL__)(path).sessionContext.session.kernel;
+    const reply = await kernel.requestExecute({code: '', silent: true, store_history: false,
+                                               user_expressions: expressions}).done;
+    return reply.content.user_expressions;
+}""".replace("__PANEL__", _PANEL_JS)
+
 _IDLE_AGAIN_JS = """([path, idle]) => window.__course.idle > idle &&
     (__PANEL__)(path).sessionContext.session.kernel.status === 'idle'""".replace("__PANEL__", _PANEL_JS)
 
@@ -343,12 +359,15 @@ class NotebookPage:
             first = unrun[0]
             stopped_at = max((i for i, cell in enumerate(cells[:first]) if _is_code(cell)
                               and cell["execution_count"] is not None), default=None)
-            if stopped_at is None or not is_unfinished_exercise_check(cells[stopped_at]):
-                errors = _cell_errors(cells[stopped_at]) if stopped_at is not None else ""
+            errors = _cell_errors(cells[stopped_at]) if stopped_at is not None else ""
+            if stopped_at is None or (errors and not is_unfinished_exercise_check(cells[stopped_at])):
                 raise NotebookError(f"{self.path}: Run All stopped before cell {first} "
                                     f"(it stopped after cell {stopped_at}, which is not an unfinished "
                                     f"exercise's check): {errors}")
-            self.run_all_stops.append(stopped_at)
+            # An unfinished exercise's check stops Run All; a cell without an error does not, but on a busy
+            # machine JupyterLab can report the run as done while the next cells are still queued: go on.
+            if errors:
+                self.run_all_stops.append(stopped_at)
             self._run("notebook:run-all-below", index=first)
         else:
             raise NotebookError(f"{self.path}: cells still unrun after 200 attempts")
@@ -364,6 +383,28 @@ class NotebookPage:
             state = self.page.evaluate(_WIDGETS_RENDERED_JS)
             raise NotebookError(f"{self.path}: widgets did not render in {timeout_s:.0f} s: {state}") from error
         return self.page.evaluate(_WIDGETS_RENDERED_JS)
+
+    def peek(self, **expressions):
+        """Evaluate ``expressions`` in the kernel through a silent request (no execution count, no history, no
+        output in the notebook): their reprs, or an AssertionError with the error."""
+        replies = self.page.evaluate(_PEEK_JS, [self.path, expressions])
+        values = {}
+        for name, reply in replies.items():
+            assert reply["status"] == "ok", f"{expressions[name]}: {reply.get('ename')}: {reply.get('evalue')}"
+            values[name] = reply["data"]["text/plain"]
+        return values
+
+    def output_of(self, index):
+        """The name under which the kernel holds what cell ``index`` displayed as its result: Out[<count>]."""
+        return f"Out[{self.model()['cells'][index]['execution_count']}]"
+
+    def cell_index(self, predicate):
+        """The index of the one code cell whose source satisfies ``predicate``."""
+        cells = self.model()["cells"]
+        found = [i for i, cell in enumerate(cells) if _is_code(cell) and predicate(_text(cell.get("source")))]
+        if len(found) != 1:
+            raise NotebookError(f"{self.path}: {len(found)} code cells match, expected 1")
+        return found[0]
 
     # ---- what went wrong ----------------------------------------------------------------------------------
     def kernel_messages(self):
@@ -443,6 +484,36 @@ class RaceWidget:
 
     def src(self):
         return self.image.get_attribute("src")
+
+    def png(self):
+        """The picture as the page shows it: the PNG bytes behind the image's src (a data: or blob: URL)."""
+        import base64
+
+        encoded = self.image.evaluate("""async (img) => {
+            const blob = await (await fetch(img.src)).blob();
+            const bytes = new Uint8Array(await blob.arrayBuffer());
+            let text = '';
+            for (let i = 0; i < bytes.length; i += 8192)
+                text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+            return btoa(text);
+        }""")
+        return base64.b64decode(encoded)
+
+    def summary(self):
+        """The line of text under the picture that says what it shows (empty if the widget has none)."""
+        line = self.box.locator(".course-race-summary, .course-schedule-summary")
+        return line.first.inner_text().strip() if line.count() else ""
+
+    def readouts(self):
+        """label -> the readout text beside each visible slider (what the learner reads; aria-valuetext holds the
+        handle's position, which is an exponent on a log slider)."""
+        return dict(self.box.locator(".widget-slider").evaluate_all(
+            "nodes => nodes.filter(n => n.offsetParent !== null).map(n => ["
+            "(n.querySelector('.widget-label') || {}).textContent || '',"
+            " (n.querySelector('.widget-readout') || {}).textContent || ''])"))
+
+    def button(self, text):
+        return self.box.locator("button", has_text=text)
 
     def decoded(self):
         return self.image.evaluate("img => img.complete && img.naturalWidth > 0")

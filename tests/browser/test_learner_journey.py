@@ -10,16 +10,22 @@
    that the rule does not pass yet; the message is drawn into the PNG, so the test reads it from the race
    object the cell displayed, through a silent kernel request that leaves the notebook as it is).
 5. Fix the line to ``(1 + rho)``, run the exercise and its check again: "✓ Exercise 2.2 (nesterov) passed";
-   re-run the race: the learner's rule races (a trajectory, not a message), the picture renders, and one
-   step of the learning-rate slider gives a new picture. Nothing shows an error anywhere.
+   re-run the race: the learner's rule races (a trajectory, not a message), the picture renders.
+6. The line under the picture says "your nesterov matches the reference", and the learner's path shows on the
+   map beside the reference's that runs on it (pixels of the learner's colour, counted in the PNG the page
+   shows, where before the fix there were next to none); one step of the learning-rate slider (the one the
+   learner's rule shares with the reference) gives a new picture. Nothing shows an error anywhere.
 
     .venv/bin/python -m pytest -q tests/browser/test_learner_journey.py    # ~25 s, ~15 s of it start-up
 
 Failures leave a screenshot, the notebook, the console and the logs in test-results/browser/ (open_notebook).
 """
 
+import ast
+import io
 import json
 
+import numpy as np
 from lab_in_browser import _PANEL_JS, race_widgets
 
 NOTEBOOK = "02_momentum_and_nesterov.ipynb"
@@ -55,16 +61,6 @@ _CELL_DONE_JS = """([path, index, countBefore, idleBefore]) => {
         && cell.model.executionState !== 'running' && window.__course.idle > idleBefore
         && panel.sessionContext.session.kernel.status === 'idle';
 }""".replace("__PANEL__", _PANEL_JS)
-
-# A silent request (no execution count, no history, no output in the notebook) that evaluates expressions in
-# the learner's kernel: how the test reads what the race widget draws into its PNG.
-_PEEK_JS = """async ([path, expressions]) => {
-    const kernel = (__PANEL__)(path).sessionContext.session.kernel;
-    const reply = await kernel.requestExecute({code: '', silent: true, store_history: false,
-                                               user_expressions: expressions}).done;
-    return reply.content.user_expressions;
-}""".replace("__PANEL__", _PANEL_JS)
-
 
 class Journey:
     """The learner's hands: the keyboard in a cell's editor, Shift+Enter, and eyes on the rendered outputs."""
@@ -132,13 +128,7 @@ class Journey:
         return found[0]
 
     def peek(self, **expressions):
-        """Evaluate ``expressions`` in the kernel, silently; their reprs, or fail with the error."""
-        replies = self.page.evaluate(_PEEK_JS, [self.notebook.path, expressions])
-        values = {}
-        for name, reply in replies.items():
-            assert reply["status"] == "ok", f"{expressions[name]}: {reply.get('ename')}: {reply.get('evalue')}"
-            values[name] = reply["data"]["text/plain"]
-        return values
+        return self.notebook.peek(**expressions)
 
     def race_state(self):
         """What the race the race cell displayed holds for the learner's rule (a message or a Trajectory), and its
@@ -148,7 +138,7 @@ class Journey:
         yours = f"{race}.results['your nesterov']"
         return self.peek(kind=f"type({race}).__name__",
                          yours=f"(lambda r: r if isinstance(r, str) else type(r).__name__)({yours})",
-                         learning_rate=f"{race}.values['learning_rate']")
+                         learning_rate=f"{race}.hyperparameters['your nesterov']['learning_rate']")
 
     def assert_no_problems(self, when):
         problems = self.notebook.problems()
@@ -202,7 +192,7 @@ def test_a_learner_gets_the_misprint_diagnosis_then_races_the_fixed_rule(open_no
     assert failing.src() != unfinished_picture, f"race cell {race}: the same picture as before the rule was typed"
     state = journey.race_state()
     assert state["kind"] == "'Race'" and state["yours"] == repr(NOT_PASSING_MESSAGE), state
-    failing_picture = failing.src()
+    failing_picture, failing_png = failing.src(), failing.png()
     journey.assert_no_problems("with the misprinted rule")
 
     # ---- 5. fix the coefficient, run again: ✓, and the learner's rule races ------------------------------------
@@ -222,8 +212,24 @@ def test_a_learner_gets_the_misprint_diagnosis_then_races_the_fixed_rule(open_no
     state = journey.race_state()
     assert state["yours"] == "'Trajectory'", f"the race does not run the learner's fixed rule: {state}"
 
+    # ---- 6. the learner's rule runs on the reference's path: the race says so, and both paths show ------------
+    said = passing.summary()
+    assert "your nesterov matches the reference" in said, f"race cell {race} says: {said!r}"
+    looks = journey.peek(colours=f"[{journey.notebook.output_of(race)}.picture.paths[label].get_color() "
+                                 "for label in ('your nesterov', 'reference')]",
+                         width=f"{journey.notebook.output_of(race)}.picture.map.canvas.get_width_height()[0]")
+    yours_colour, reference_colour = ast.literal_eval(looks["colours"])
+    width = int(looks["width"])
+    seen = {name: colour_pixels(passing.png(), colour, width)
+            for name, colour in (("yours", yours_colour), ("reference", reference_colour))}
+    before = colour_pixels(failing_png, yours_colour, width)  # no path of the learner's yet: only a message
+    assert seen["yours"] > 100 and seen["reference"] > 100 and before < seen["yours"] / 5, (
+        f"race cell {race}: pixels of the learner's colour {seen['yours']} (before the fix {before}), of the "
+        f"reference's {seen['reference']}: both paths should show")
+
     sliders = dict(passing.sliders())
-    handle = next((h for label, h in sliders.items() if label.startswith("learning rate")), None)
+    handle = next((h for label, h in sliders.items()
+                   if label.startswith("your nesterov") and label.endswith(": α")), None)
     assert handle is not None, f"race cell {race}: no learning-rate slider among {list(sliders)}"
     before, after, changed = passing.press(handle, "ArrowRight", expect_change=True)
     assert after != before, f"the learning-rate slider did not move (stayed at {before})"
@@ -248,3 +254,12 @@ def _cell_index(cells, predicate):
     found = [i for i, cell in enumerate(cells) if cell["cell_type"] == "code" and predicate(cell)]
     assert len(found) == 1, f"{NOTEBOOK}: {len(found)} cells match, expected 1"
     return found[0]
+
+
+def colour_pixels(png, colour, width):
+    """How many pixels of the picture's left ``width`` columns (the map) are within 40 of ``colour`` (#rrggbb)."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)[:, :width]
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels - rgb).sum(axis=2) < 40).sum())
