@@ -148,7 +148,7 @@ def _evaluate_epoch(model, dataset, history):
     history.train_accuracy.append(evaluate(model, dataset.x_train, dataset.y_train)[1])
 
 
-def train_each(make_optimizer, runners, dataset, make_model, epochs=10, batch_size=128, seed=0):
+def train_each(make_optimizer, runners, dataset, make_model, epochs=10, batch_size=128, seed=0, evaluate_every=1):
     """Train one fresh copy of the same model per runner and return label -> History.
 
         histories = train_each(optim.RuleOptimizer, {"adam": {"rule": optim.adam, "learning_rate": 1e-3},
@@ -156,11 +156,13 @@ def train_each(make_optimizer, runners, dataset, make_model, epochs=10, batch_si
                                data.mnist1d(), make_model=lambda seed: mlp([40, 128, 10], seed=seed))
 
     ``runners``: label -> arguments for ``make_optimizer(parameters, **arguments)``; every runner starts from
-    the same initial weights (``make_model(seed)``) and sees the same batches.
+    the same initial weights (``make_model(seed)``) and sees the same batches. ``evaluate_every`` as in ``train``
+    (None: never; ``epochs``: once, at the end).
     """
     histories = {}
     for label, arguments in runners.items():
         model = make_model(seed)
         optimizer = make_optimizer(model.parameters(), **arguments)
-        histories[label] = train(model, optimizer, dataset, epochs, batch_size, seed=seed, progress=label)
+        histories[label] = train(model, optimizer, dataset, epochs, batch_size, seed=seed, progress=label,
+                                 evaluate_every=evaluate_every)
     return histories

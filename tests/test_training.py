@@ -77,6 +77,11 @@ def test_train_each_trains_one_fresh_model_per_runner_on_the_same_batches():
         assert histories[label].step_loss == alone.step_loss
     assert histories["sgd"].step_loss[0] == histories["adam"].step_loss[0]  # same weights, same first batch
     assert histories["sgd"].step_loss[-1] != histories["adam"].step_loss[-1]
+    assert [len(history.test_accuracy) for history in histories.values()] == [2, 2]  # after every epoch
+    once = training.train_each(optim.RuleOptimizer, runners, mnist, lambda seed: training.mlp([40, 16, 10], seed),
+                               epochs=2, seed=3, evaluate_every=2)
+    assert [len(history.test_accuracy) for history in once.values()] == [1, 1]
+    assert once["adam"].test_accuracy[-1] == histories["adam"].test_accuracy[-1]
 
 
 def test_subsets():
