@@ -15,6 +15,8 @@
   code, in a notebook or in the grader's sandbox; it imports nothing from course_lib).
 - data, training: offline datasets and a small-model training loop.
 - ensembles, averaging: averaging models' predictions (ensembles, snapshots) and one run's weights (EMA, Polyak).
+- regularization: dropout (vanilla, inverted), DropConnect, stochastic depth, fractional max pooling.
+- augmentation: random label-preserving changes of training examples (shifts, noise, affine maps).
 - batch_norm: batch normalization's forward and backward passes, a torch layer, its experiments.
 - transfer: a small pretrained CNN (shipped in data/) and the ways of adapting it to new classes.
 - validation: the argument checks the modules share.

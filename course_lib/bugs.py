@@ -425,6 +425,172 @@ LIKELY_BUGS["ensemble_predict"] = [
 ]
 
 
+# ---- Notebook 07: inverted dropout ------------------------------------------------------------------------------
+# These variants take (x, drop_probability, training, rng) as Exercise 7.1 does, rng a numpy.random.Generator. A
+# learner's answer draws other random numbers than the variant: the judge compares their properties (share of
+# zeros, scale of the survivors, masks per row, the test pass), not their values. Changing x in place is named
+# by the judge itself (the exercise's hint for x).
+
+def _dropout_keep_and_drop_swapped(x, drop_probability, training, rng):
+    if not training:
+        return x
+    keep = drop_probability  # the drop probability used as the keep probability
+    return x * (rng.random(x.shape) < keep) / keep
+
+
+def _dropout_mask_marks_the_dropped(x, drop_probability, training, rng):
+    if not training:
+        return x
+    mask = rng.random(x.shape) < drop_probability  # True for the elements to DROP, used as the ones to keep
+    return x * mask / (1 - drop_probability)
+
+
+def _dropout_scaled_at_test_instead_of_training(x, drop_probability, training, rng):
+    keep = 1 - drop_probability
+    if not training:
+        return x * keep
+    return x * (rng.random(x.shape) < keep)
+
+
+def _dropout_never_scaled(x, drop_probability, training, rng):
+    if not training:
+        return x
+    return x * (rng.random(x.shape) < 1 - drop_probability)
+
+
+def _dropout_multiplied_by_keep(x, drop_probability, training, rng):
+    if not training:
+        return x
+    keep = 1 - drop_probability
+    return x * (rng.random(x.shape) < keep) * keep
+
+
+def _dropout_mask_shared_across_the_batch(x, drop_probability, training, rng):
+    if not training:
+        return x
+    keep = 1 - drop_probability
+    mask = rng.random(x.shape[1:]) < keep  # one mask for every example
+    return x * mask / keep
+
+
+def _dropout_one_coin_per_example(x, drop_probability, training, rng):
+    if not training:
+        return x
+    keep = 1 - drop_probability
+    mask = rng.random((len(x),) + (1,) * (x.ndim - 1)) < keep  # one draw per example, broadcast over its units
+    return x * mask / keep
+
+
+def _dropout_left_on_at_test(x, drop_probability, training, rng):
+    keep = 1 - drop_probability
+    return x * (rng.random(x.shape) < keep) / keep
+
+
+LIKELY_BUGS["inverted_dropout"] = [
+    (_dropout_keep_and_drop_swapped,
+     "keep and drop probabilities are swapped: with drop_probability=0.3 your training pass zeroes about 70% of "
+     "the elements (and divides the rest by 0.3). An element is KEPT with probability 1 - drop_probability (the "
+     "lecture's code calls the keep probability p; torch's nn.Dropout(p) and this exercise use the drop "
+     "probability)."),
+    (_dropout_mask_marks_the_dropped,
+     "your mask keeps each element with probability drop_probability: rng.random(shape) < drop_probability "
+     "marks the elements to DROP. Keep those with rng.random(shape) < 1 - drop_probability (or zero the ones "
+     "your mask marks)."),
+    (_dropout_scaled_at_test_instead_of_training,
+     "this is vanilla dropout: it multiplies by the keep probability at test time instead of dividing the "
+     "survivors by it in training. Inverted dropout scales in training (x * mask / (1 - drop_probability)) and "
+     "returns x unchanged at test time."),
+    (_dropout_never_scaled,
+     "the survivors are not scaled: the mean of a training pass is (1 - drop_probability) * x, not x. Divide "
+     "the kept elements by the keep probability 1 - drop_probability."),
+    (_dropout_multiplied_by_keep,
+     "the survivors are multiplied by the keep probability instead of divided by it: the mean of a training "
+     "pass is (1 - drop_probability)² * x. Divide by 1 - drop_probability."),
+    (_dropout_mask_shared_across_the_batch,
+     "every example (row) gets the same mask: draw one random number per element, rng.random(x.shape), not one "
+     "per column. With a shared mask the same units vanish for the whole batch."),
+    (_dropout_one_coin_per_example,
+     "each example (row) is kept or dropped as a whole: you drew one random number per row. Dropout draws one "
+     "per element, rng.random(x.shape), so each unit of each example is dropped on its own."),
+    (_dropout_left_on_at_test,
+     "dropout is still on at test time (training=False): the test pass must return the activations unchanged, "
+     "with no mask at all."),
+]
+
+
+# ---- Notebook 08: random circular shifts ------------------------------------------------------------------------
+# These variants take (signals, max_shift, rng) as Exercise 8.1 does, one signal per row. The judge recognises them
+# by what is measurable whatever the draws: is each row a circular shift of its own signal, which shifts occur and
+# how often, do rows share a shift. Shifting the caller's signals in place is named by the judge itself (the
+# exercise's hint for signals).
+
+def _roll_each(signals, shifts):
+    """Row n rolled by shifts[n] (np.roll's sense), in one gather."""
+    length = signals.shape[1]
+    return np.take_along_axis(signals, (np.arange(length)[None, :] - shifts[:, None]) % length, axis=1)
+
+
+def _shift_zero_filled(signals, max_shift, rng):
+    out = np.zeros_like(signals)
+    length = signals.shape[1]
+    for row, shift in enumerate(rng.integers(-max_shift, max_shift + 1, size=len(signals))):
+        if shift >= 0:
+            out[row, shift:] = signals[row, :length - shift]
+        else:
+            out[row, :shift] = signals[row, -shift:]
+    return out
+
+
+def _shift_one_for_the_whole_batch(signals, max_shift, rng):
+    return np.roll(signals, rng.integers(-max_shift, max_shift + 1), axis=1)
+
+
+def _shift_range_misses_the_top(signals, max_shift, rng):
+    return _roll_each(signals, rng.integers(-max_shift, max_shift, size=len(signals)))  # the high end is exclusive
+
+
+def _shift_only_positive(signals, max_shift, rng):
+    return _roll_each(signals, rng.integers(0, max_shift + 1, size=len(signals)))
+
+
+def _shift_along_the_batch_axis(signals, max_shift, rng):
+    return np.roll(signals, rng.integers(-max_shift, max_shift + 1), axis=0)
+
+
+def _shift_always_the_largest(signals, max_shift, rng):
+    return _roll_each(signals, max_shift * rng.choice([-1, 1], size=len(signals)))
+
+
+def _shift_rounded_uniform(signals, max_shift, rng):
+    shifts = np.round(rng.uniform(-max_shift, max_shift, size=len(signals))).astype(int)
+    return _roll_each(signals, shifts)
+
+
+LIKELY_BUGS["random_circular_shift"] = [
+    (_shift_zero_filled,
+     "your shift fills the vacated samples with zeros: the samples that leave one end must come back at the "
+     "other (np.roll), as in the MNIST-1D generator's own translation."),
+    (_shift_one_for_the_whole_batch,
+     "every signal of a batch is shifted by the same amount: draw one shift per signal (size=len(signals)) so "
+     "that each example moves on its own."),
+    (_shift_range_misses_the_top,
+     "a shift of +max_shift never occurs: rng.integers(low, high) excludes high, so draw from "
+     "rng.integers(-max_shift, max_shift + 1)."),
+    (_shift_only_positive,
+     "only shifts to the right (0 to max_shift) occur: draw from -max_shift to +max_shift."),
+    (_shift_along_the_batch_axis,
+     "the rows are rolled along the batch axis (axis 0): the examples change places, and their labels no longer "
+     "match. Roll each signal along its samples (axis 1, or np.roll of a single row)."),
+    (_shift_always_the_largest,
+     "every signal moves by exactly max_shift, left or right: the shift must be uniform over all of "
+     "-max_shift, ..., max_shift, zero included."),
+    (_shift_rounded_uniform,
+     "every shift occurs, but -max_shift and +max_shift only half as often as the others: rounding a uniform "
+     "number from [-max_shift, max_shift] gives the two ends half-width intervals. Draw integers directly: "
+     "rng.integers(-max_shift, max_shift + 1, size=len(signals))."),
+]
+
+
 # ---- Notebook 09: batch norm's forward and backward passes ----------------------------------------------------
 # Written in numpy, as the exercises ask, each the whole function a learner would write with one mistake (the
 # defaults give the right pass; compare course_lib.batch_norm).

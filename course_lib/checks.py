@@ -12,6 +12,15 @@ A check is two steps, kept apart so that grading can put a wall between them:
     checks.check("sgd_momentum", sgd_momentum)                    # the visible check under Exercise 2.1
     checks.check("sgd_momentum", sgd_momentum, suite="hidden")    # the hidden tests, what grading runs
 
+A random exercise (dropout, random shifts: ``exercise.properties`` is set) is judged by properties instead of
+values: two right answers that draw their random numbers differently return different arrays. Its cases pass
+seeded generators and large inputs; ``course_lib.exercises`` turns each case's outputs into labelled properties
+(the share of zeros is "about drop_probability", "each row has its own mask", ...), chosen so that a right
+answer's labels, and each likely bug's, come out the same whatever is drawn. The answer passes when its labels
+are the reference's on every case; a likely bug is named when its labels are the answer's on every case. The
+judge adds two properties of its own wherever a case asks for them: a call repeated with a generator seeded
+alike returns the same result, one with another seed a different result (the random numbers come from rng).
+
 A passing check prints one line starting with ✓. A failing one raises ``ExerciseError`` (an AssertionError,
 so nbgrader scores the cell 0) whose message is the diagnosis; in a notebook it shows without a traceback.
 ``your_rule(fn)`` gives a widget the learner's function once its exercise passes, and a message until then.
@@ -54,6 +63,8 @@ __all__ = [
     "lbfgs_with_your_two_loop",
     "predict_and_measure",
     "train_with_your_batch_norm",
+    "train_with_your_shifts",
+    "your_dropout_on_average",
     "your_rule",
 ]
 
@@ -87,6 +98,8 @@ def judge(exercise, cases, results, setup=()):
     if setup:
         return _describe_setup(exercise, setup[0])
     results = [(outputs, _not_tolerated(exercise, events)) for outputs, events in results]
+    if exercise.properties is not None:
+        return _judge_properties(exercise, cases, results)
     expected = _reference_results(exercise, cases)
     started = {}  # backend -> first steps of runs taken without trouble so far
     for number, (case, (outputs, events)) in enumerate(zip(cases, results, strict=True)):
@@ -314,6 +327,125 @@ def _describe_difference(exercise, cases, results, expected, number, index):
             f"{_largest_difference(ours, reference[key]):.3g}){tally}.")
 
 
+# ---- random exercises: properties instead of values --------------------------------------------------------
+
+SAME_SEED = "the result, next to that call's"
+OTHER_SEED = "the results with other seeds, next to this call's"
+DRAW_HINTS = {
+    SAME_SEED: " Draw every random number from rng, the generator passed in (not from np.random.random or a "
+               "generator made inside the function): the same seed must give the same result, so that a seeded "
+               "run can be repeated.",
+    OTHER_SEED: " Draw the random numbers from rng, the generator passed in: with another seed the result must "
+                "change (a generator seeded inside the function gives the same numbers at every call).",
+}
+
+
+def _judge_properties(exercise, cases, results):
+    """A random exercise: on each case, the labels of the answer's properties must be the reference's."""
+    expected = [_properties(exercise, case, outputs)
+                for case, (outputs, _) in zip(cases, _reference_results(exercise, cases), strict=True)]
+    for number, (case, (outputs, events)) in enumerate(zip(cases, results, strict=True)):
+        if events:
+            return _describe_property_event(exercise, cases, results, number)
+        if _labels(_properties(exercise, case, outputs)) != _labels(expected[number]):
+            return _describe_property_difference(exercise, cases, results, expected, number)
+    return None
+
+
+def _describe_property_event(exercise, cases, results, number):
+    """The answer raised or changed an argument on case ``number``: a likely bug that did the same (and has the
+    answer's labels on every case), or what happened, where."""
+    spec, (_, events) = cases[number][0], results[number]
+    event, calls = events[0], spec["calls"]
+    if event.get("type") != "NotImplementedError":
+        found = [_properties(exercise, case, outputs) for case, (outputs, _) in zip(cases, results, strict=True)]
+        explanation = _likely_bug_by_properties(exercise, cases, results, found, number)
+        if explanation is not None:
+            return explanation
+    call = calls[event["call"]] if 0 <= event.get("call", -1) < len(calls) else {"where": spec["where"]}
+    return _describe_event(exercise, spec, call, event)
+
+
+def _properties(exercise, case, outputs):
+    """The case's properties in the order they are judged: the form of what each call returned, then the judge's
+    own about the draws, then what the exercise measures."""
+    form, measured = exercise.properties(case, outputs)
+    return {**form, **_draw_properties(case[0], outputs), **measured}
+
+
+def _draw_properties(spec, outputs):
+    """A call marked "repeat_of": i had a generator seeded as call i's, and must return the same. Calls marked
+    "reseed_of": i had other seeds: if every one of them returns call i's result, the function does not draw
+    from rng (a right answer's chance of that is nil on these cases' large inputs; a function that draws one
+    number per call from k values, several such calls make it negligible: k**-calls)."""
+    found, reseeded = {}, {}
+    for index, call in enumerate(spec["calls"]):
+        if "repeat_of" in call:
+            same = _same_outputs(outputs, index, call["repeat_of"])
+            found[(call["where"], SAME_SEED)] = ("the same" if same else "different", "")
+        if "reseed_of" in call:
+            reseeded.setdefault(call["reseed_of"], []).append(index)
+    for first, others in reseeded.items():
+        same = all(_same_outputs(outputs, index, first) for index in others)
+        found[(spec["calls"][first]["where"], OTHER_SEED)] = ("the same" if same else "different", "")
+    return found
+
+
+def _same_outputs(outputs, index, other):
+    def of_call(number):
+        return {key.split(".", 1)[1]: value for key, value in outputs.items() if key.startswith(f"{number}.")}
+
+    mine, theirs = of_call(index), of_call(other)
+    return mine.keys() == theirs.keys() and all(
+        np.shape(mine[key]) == np.shape(theirs[key]) and np.array_equal(mine[key], theirs[key], equal_nan=True)
+        for key in mine)
+
+
+def _labels(properties):
+    return {key: label for key, (label, _) in properties.items()}
+
+
+def _describe_property_difference(exercise, cases, results, expected, number):
+    """The answer's properties differ from the reference's on case ``number``: name the likely bug whose
+    properties are the answer's on every case, or say which property differs first, and where."""
+    found = [_properties(exercise, case, outputs) for case, (outputs, _) in zip(cases, results, strict=True)]
+    explanation = _likely_bug_by_properties(exercise, cases, results, found, number)
+    if explanation is not None:
+        return explanation
+    mine, theirs = found[number], expected[number]
+    key = next(key for key in [*theirs, *mine] if _property_label(mine, key) != _property_label(theirs, key))
+    differing = sum(_property_label(a, key) != _property_label(b, key)
+                    for a, b in zip(found, expected, strict=True) for key in {**b, **a})
+    total = sum(len({**a, **b}) for a, b in zip(found, expected, strict=True))
+    where, name = key
+    label, detail = mine.get(key, ("missing", ""))
+    shown = f"{label} ({detail})" if detail else label
+    expected_label = _property_label(theirs, key) or "nothing"
+    return (f"{where}: {name}: {shown}; expected: {expected_label} ({differing} of the {total} properties differ; "
+            f"no likely bug we know of explains all of them).{DRAW_HINTS.get(name, '')}")
+
+
+def _property_label(properties, key):
+    return properties[key][0] if key in properties else None
+
+
+def _likely_bug_by_properties(exercise, cases, results, found, first):
+    """The explanation of the first likely bug whose properties have the answer's labels (``found``) on every
+    case and that did, at least, whatever the answer did besides (raised, changed an argument in place), as
+    _likely_bug asks of a deterministic exercise's variants. The case that differed first is tried first, so a
+    variant that differs there costs one run of one case."""
+    order = [first, *(number for number in range(len(cases)) if number != first)]
+    for variant, explanation in exercise.likely_bugs:
+        for number in order:
+            [(outputs, events)] = _run(variant, [cases[number]])
+            if not _signatures(results[number][1]) <= _signatures(_not_tolerated(exercise, events)) \
+                    or _labels(_properties(exercise, cases[number], outputs)) != _labels(found[number]):
+                break
+        else:
+            return explanation
+    return None
+
+
 def _describe_new_nan(exercise, spec, call, differing, outputs, reference):
     """A message if a NaN appears in the learner's value where the reference's is finite, else None."""
     for key in differing:
@@ -439,6 +571,8 @@ def _largest_difference(a, b):
 def _summary(exercise, cases):
     calls = sum(len(case[0]["calls"]) for case in cases)
     backends = " and ".join(sorted({case[0]["backend"] for case in cases}))
+    if exercise.properties is not None:
+        return f"on all {calls} calls it has the properties of a right answer: {exercise.passes_when}."
     if exercise.kind == "rule":
         return (f"matches the reference on all {calls} calls ({backends}): a first call with no config, runs "
                 "stepped in turn, and a run replayed from a saved config.")
@@ -550,6 +684,44 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
         distance = np.linalg.norm(result.final - valley.global_minimum)
         print(f"L-BFGS with {label:23s}: {result.iterations} steps, {result.evaluations} gradient "
               f"evaluations, distance to the minimum {distance:.1e}")
+
+
+def your_dropout_on_average(candidate, activations, drop_probability=0.5, passes=20_000, seed=0):
+    """Once Exercise 7.1 passes: claim 25 with the learner's inverted_dropout. The mean of ``passes`` training
+    passes over ``activations`` (a batch of 1,000 copies at a time) against the test pass, beside what independent
+    masks give in theory (a relative RMS error of sqrt(drop / (keep * passes))). Prints; returns nothing."""
+    if not _passes("inverted_dropout", candidate):
+        return
+    activations = np.asarray(activations, dtype=float).ravel()
+    batch = np.tile(activations, (1000, 1))
+    total = sum(candidate(batch, drop_probability, True, np.random.default_rng([seed, number])).sum(axis=0)
+                for number in range(passes // 1000))
+    mean = total / (passes // 1000 * 1000)
+    test = candidate(activations[None, :], drop_probability, False, np.random.default_rng(seed))[0]
+    apart = np.linalg.norm(mean - test) / np.linalg.norm(test)
+    theory_apart = np.sqrt(drop_probability / ((1 - drop_probability) * passes))
+    print(f"your inverted_dropout, drop probability {drop_probability:g}: the mean of {passes:,} training passes "
+          f"is {apart:.2%} from the test pass (independent masks: about {theory_apart:.2%})")
+
+
+def train_with_your_shifts(candidate, dataset, max_shift=5, epochs=40, seed=0):
+    """Once Exercise 8.1 passes: the network of claim 27 (40-256-256-10, Adam at 3e-3, batches of 128) trained on
+    ``dataset`` with the learner's random_circular_shift as its augmentation, from the weights and batches of the
+    claim's runs; prints its accuracies. Each batch is handed over as a numpy array with a generator seeded
+    from the run's own, so the run repeats."""
+    if not _passes("random_circular_shift", candidate):
+        return
+
+    def augment(inputs, generator):
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+        return torch.as_tensor(np.asarray(candidate(inputs.numpy(), max_shift, rng)), dtype=inputs.dtype)
+
+    model = training.mlp([40, 256, 256, 10], seed=seed)
+    adam = optim.RuleOptimizer(model.parameters(), optim.adam, learning_rate=3e-3, epsilon=1e-8)
+    history = training.train(model, adam, dataset, epochs=epochs, seed=seed, augment=augment,
+                             evaluate_every=epochs)
+    print(f"trained with your random_circular_shift (max_shift={max_shift}): train accuracy "
+          f"{history.train_accuracy[-1]:.3f}, test accuracy {history.test_accuracy[-1]:.3f}")
 
 
 def ema_with_your_update(candidate, dataset, decay=0.9, epochs=5, learning_rate=0.05):

@@ -9,6 +9,11 @@ suites of cases (see course_lib.harness for what a case is):
 
 The cases are built from fixed seeds, so every run of a suite is the same; the reference and the likely bugs
 (course_lib.bugs) are run on the same cases by the judge (course_lib.checks).
+
+Most exercises are judged value by value against the reference. A *random* exercise (dropout, random shifts)
+cannot be: two right answers that draw their random numbers differently return different arrays. Its cases
+hand the function seeded generators (``{"rng": seed}``) and large inputs, and its ``properties`` measure what
+every right answer has whatever it draws (see "Random exercises" below).
 """
 
 import math
@@ -18,10 +23,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from course_lib import averaging, batch_norm, ensembles, optim, schedules, second_order, theory, transfer
+from course_lib import (
+    augmentation,
+    averaging,
+    batch_norm,
+    ensembles,
+    optim,
+    regularization,
+    schedules,
+    second_order,
+    theory,
+    transfer,
+)
 from course_lib.bugs import LIKELY_BUGS
 
-__all__ = ["EXERCISES", "Exercise"]
+__all__ = ["EXERCISES", "FAILURE_PROBABILITY", "Exercise", "random_circular_shift", "share_tolerance"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,11 @@ class Exercise:
     tolerated: frozenset = frozenset()  # in-place changes allowed (kinds of course_lib.harness, e.g. "mode")
     error_hints: tuple = ()  # (part of an error message, what usually causes it in this exercise)
     results: tuple = ()  # the names of the values a function returns as a tuple, for the messages
+    # A random exercise: properties(case, outputs) -> (form, measured), two dicts {(where, property): (label,
+    # detail)} whose labels the judge compares (see "Random exercises"); None: the outputs are compared value by
+    # value with the reference's.
+    properties: object = None
+    passes_when: str = ""  # for a random exercise: what a passing answer was seen to do, in a few words
 
     @property
     def likely_bugs(self):
@@ -193,6 +214,314 @@ def _two_loop_case(backend, dimensions, max_history, seed):
     return function_case(backend, calls, arrays, returns="array")
 
 
+# ---- Random exercises: judged by their properties -----------------------------------------------------------
+#
+# ``properties(case, outputs)`` turns what a function returned on a case into two ordered dicts
+# {(where, property): (label, detail)}: ``form``, whether each call returned one array of the right shape, and
+# ``measured``, what those arrays show (measured only where the form is right). A label is a category, never a
+# raw measurement ("about drop_probability", "each row has its own mask"); the detail is the measurement behind
+# it, shown in messages only. The judge checks the form first, then that the draws come from rng (its own
+# properties, see course_lib.checks), then the measured properties. The judge
+# (course_lib.checks) passes an answer whose labels are the reference's on every case, and names a likely bug
+# whose labels are the answer's on every case. So each label must come out the same on every run, whatever the
+# random numbers: for the reference and for every likely bug, each category boundary is set so that a label
+# changes with probability below FAILURE_PROBABILITY (each bound is stated where it is computed), and the inputs
+# are large enough for that.
+
+FAILURE_PROBABILITY = 1e-10  # the most a label of a right answer (or of a likely bug) may depend on chance
+
+
+def share_tolerance(draws, shares=1):
+    """The half-width t within which ``shares`` observed shares of ``draws`` independent draws all lie around
+    their probabilities, except with probability at most FAILURE_PROBABILITY: by Hoeffding's inequality
+    P(|share - probability| > t) <= 2 exp(-2 draws t^2) for each, and a union bound over the ``shares``."""
+    return math.sqrt(math.log(2 * shares / FAILURE_PROBABILITY) / (2 * draws))
+
+
+def random_case(arrays, calls, where):
+    """A case of a random function: ``calls`` are dicts {"args": [...], "where": ...} (arguments as in
+    course_lib.harness, ``{"rng": seed}`` among them); a call may say ``"repeat_of": i`` (the same arguments and
+    seed as call i: it must return the same) or ``"reseed_of": i`` (the same arguments, another seed: it must
+    not: with several such calls, not all of them). ``where`` describes the case as a whole."""
+    return {"kind": "function", "backend": "numpy", "returns": "array", "where": where, "calls": calls}, arrays
+
+
+def _argument(call, position):
+    value = call["args"][position]
+    return next(iter(value.values()))
+
+
+def _single_result(outputs, index, expected_shape, what):
+    """(the array call ``index`` returned, None) if it is one array of ``expected_shape``; otherwise (None, a
+    label saying what came back instead)."""
+    result = outputs.get(f"{index}.result")
+    if result is None:
+        parts = [key for key in outputs if key.startswith(f"{index}.result")]
+        return None, (f"a tuple or list of {len(parts)} values, not one array" if parts else "missing")
+    if result.shape != tuple(expected_shape):
+        return None, f"an array of shape {result.shape}, not {what}'s {tuple(expected_shape)}"
+    return result, None
+
+
+def _factors(ratio, factors):
+    """Which of ``factors`` (name, value) the elements of ``ratio`` take, joined by " or " (each found within a
+    relative 1e-6, so float32 rounding counts as equal; 0 exactly); "NaN" and "other multiples of x" for the
+    rest."""
+    left, names = ratio.ravel(), []
+    for name, value in factors:
+        hit = left == 0 if value == 0 else np.isclose(left, value, rtol=1e-6, atol=0)
+        if hit.any():
+            names.append(name)
+            left = left[~hit]
+    if np.isnan(left).any():
+        names.append("NaN")
+    if (~np.isnan(left)).any():
+        names.append("other multiples of x")
+    return " or ".join(names)
+
+
+def _nearest_share(share, draws, candidates, otherwise):
+    """The label of the first (label, probability) of ``candidates`` that ``share``, observed over ``draws``
+    independent draws, lies within share_tolerance(draws) of (``otherwise`` if none), and that tolerance."""
+    tolerance = share_tolerance(draws)
+    for label, probability in candidates:
+        if abs(share - probability) <= tolerance:
+            return label, tolerance
+    return otherwise, tolerance
+
+
+# ---- Exercise 7.1: inverted dropout ---------------------------------------------------------------------------
+
+def _dropout_masks(zero):
+    """What the rows' zeros look like, and how many independent draws the share of zeros rests on.
+
+    Rows are examples (the rest of an element's index flattened). Over the cases below (at least 300 rows of at
+    least 200 elements, drop probabilities 0.1 to 0.9) a right answer's rows all coincide, or all are all-zero or
+    all-kept, with probability below 0.9**300 < 1e-13: its label is always "each row has its own mask"; one
+    mask broadcast over the rows, or one coin per row, are as stable.
+    """
+    rows = zero.reshape(len(zero), -1)
+    if not rows.any():
+        return "no element is zero", rows.size
+    if rows.all():
+        return "every element is zero", rows.size
+    if (rows == rows[0]).all():
+        return "every row (example) has the same mask", rows.shape[1]
+    if (rows.all(axis=1) | ~rows.any(axis=1)).all():
+        return "each row (example) is kept or zeroed whole", len(rows)
+    return "each row (example) has its own mask", rows.size
+
+
+def _dropout_call_properties(x, drop_probability, result):
+    """The properties of one call: how the result relates to x element by element, the share of zeros (within
+    share_tolerance of the drop probability: Hoeffding, counting as independent only what the mask's shape
+    allows), and whether the rows share their masks. x has no zero element, so a zero is a dropped element."""
+    keep = 1 - drop_probability
+    factors = [("0", 0.0), ("x / (1 - drop_probability)", 1 / keep), ("x", 1.0),
+               ("x * (1 - drop_probability)", keep),
+               ("x / drop_probability", 1 / drop_probability if drop_probability else math.inf),
+               ("x * drop_probability", drop_probability)]
+    with np.errstate(all="ignore"):
+        elements = _factors(result / x, factors)
+    zero = result == 0
+    masks, draws = _dropout_masks(zero)
+    share = float(zero.mean())
+    label, tolerance = _nearest_share(share, draws, [("about drop_probability", drop_probability),
+                                                     ("about 1 - drop_probability", keep), ("none", 0.0),
+                                                     ("all", 1.0)],
+                                      "neither about drop_probability nor about 1 - drop_probability")
+    return {"its elements": (elements, ""),
+            "the share of zeros": (label, f"{share:.1%} of the elements; drop_probability = {drop_probability:g}, "
+                                          f"a right answer is within ±{tolerance:.1%} of it"),
+            "the masks": (masks, "")}
+
+
+def _dropout_properties(case, outputs):
+    spec, arrays = case
+    form, measured = {}, {}
+    for index, call in enumerate(spec["calls"]):
+        x = arrays[_argument(call, 0)]
+        result, problem = _single_result(outputs, index, x.shape, "x")
+        form[(call["where"], "the result")] = (problem or "an array of x's shape", "")
+        if result is not None:
+            properties = _dropout_call_properties(x, _argument(call, 1), result)
+            measured.update({(call["where"], name): value for name, value in properties.items()})
+    return form, measured
+
+
+def _activations(rng, shape):
+    """Activations with no zero element: |x| uniform in [0.5, 1.5], random signs."""
+    return rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def _dropout_case(shape, settings, seed, repeat=False):
+    """x of ``shape`` and calls (drop_probability, training), each with its own seed; ``repeat`` adds a call
+    repeating the first one's seed and one with another seed (a right answer draws from rng: the same seed gives
+    the same result, another seed another)."""
+    rng = np.random.default_rng(seed)
+    arrays = {"x": _activations(rng, shape)}
+    calls = []
+    for number, (drop_probability, training) in enumerate(settings):
+        mode = "in training (training=True)" if training else "at test time (training=False)"
+        calls.append({"args": [{"array": "x"}, {"number": drop_probability}, {"boolean": training},
+                               {"rng": seed * 100 + number}],
+                      "where": f"{mode} with drop_probability={drop_probability:g} on x of shape {shape}"})
+    if repeat:
+        first = calls[0]
+        calls.append({**first, "repeat_of": 0,
+                      "where": f"{first['where']}, called again with rng seeded alike"})
+        calls.append({**first, "args": [*first["args"][:3], {"rng": seed * 100 + 99}], "reseed_of": 0,
+                      "where": f"{first['where']}, called again with rng seeded differently"})
+    return random_case(arrays, calls, f"x of shape {shape}")
+
+
+# ---- Exercise 8.1: random circular shifts ---------------------------------------------------------------------
+
+def random_circular_shift(signals, max_shift, rng):
+    """The reference of Exercise 8.1: course_lib.augmentation's, with the exercise's order of arguments."""
+    return augmentation.random_circular_shift(signals, rng, max_shift=max_shift)
+
+
+def _rolled_from(signals, order, result):
+    """For each row of ``result``: the row of ``signals`` it is a circular shift of (-1 if none) and the shift,
+    as np.roll counts it, in (-length/2, length/2]. The signals' values are all distinct (random normals), so a
+    row's first value says where it came from (``order`` sorts the signals' values); the whole row is then
+    compared."""
+    length = signals.shape[1]
+    flat = signals.ravel()
+    position = order[np.searchsorted(flat[order], result[:, 0]).clip(0, flat.size - 1)]
+    row, column = np.divmod(position, length)
+    shift = (-column) % length
+    rolled = signals[row[:, None], (np.arange(length)[None, :] - shift[:, None]) % length]
+    found = (rolled == result).all(axis=1)
+    return np.where(found, row, -1), np.where(shift > length // 2, shift - length, shift)
+
+
+def _zero_filled(signals, result):
+    """Whether each row of ``result`` is its own signal moved by some shift with zeros where samples left (the
+    signals have no zero sample, so the zeros at a row's start, or end, give the shift)."""
+    length = signals.shape[1]
+    nonzero = result != 0
+    leading, trailing = np.argmax(nonzero, axis=1), np.argmax(nonzero[:, ::-1], axis=1)
+    shift = np.where(leading > 0, leading, -trailing)
+    source = np.arange(length)[None, :] - shift[:, None]
+    moved = np.where((source >= 0) & (source < length),
+                     np.take_along_axis(signals, source.clip(0, length - 1), axis=1), 0.0)
+    return (moved == result).all(axis=1)
+
+
+def _what_rows_are(signals, results):
+    """One label for the rows of all results (the first that applies), and each result's shifts when every row is
+    its own signal rolled."""
+    own, order = np.arange(len(signals)), np.argsort(signals.ravel())
+    kinds, shifts = set(), []
+    for result in results:
+        row, shift = _rolled_from(signals, order, result)
+        shifts.append(shift)
+        kinds.update({"other"} if ((row >= 0) & (row != own)).any() else set())
+        lost = row < 0
+        if lost.any():
+            kinds.add("zeros" if _zero_filled(signals[lost], result[lost]).any() else "neither")
+    for kind, label in (("other", "some rows are other rows' signals: the examples changed places"),
+                        ("zeros", "some rows are shifted with zeros where samples left"),
+                        ("neither", "some rows are no circular shift of their own signal")):
+        if kind in kinds:
+            return label, None
+    return "every row is its own signal, rolled circularly", shifts
+
+
+def _shift_range_label(present, max_shift):
+    if present == list(range(-max_shift, max_shift + 1)):
+        return "every one of -max_shift, ..., max_shift"
+    if len(present) > 3 and present == list(range(present[0], present[-1] + 1)):
+        return f"only {present[0]} to {present[-1]}"
+    return "only " + ", ".join(str(value) for value in present)
+
+
+def _shift_statistics(shifts, max_shift):
+    """The properties of the shifts drawn (one draw per row, or per batch where a whole batch shares one).
+
+    Every value of the 2 max_shift + 1 is missed by n uniform draws with probability at most
+    (2 max_shift + 1)(1 - 1/(2 max_shift + 1))^n (a union bound); where that exceeds FAILURE_PROBABILITY the
+    draws are too few to tell, and the label says so. The shares of the values are within share_tolerance(n,
+    2 max_shift + 1) of 1/(2 max_shift + 1) for a right answer. Rounding a uniform number from [-max_shift,
+    max_shift] gives the two extremes 1/(4 max_shift) and the others 1/(2 max_shift): that pattern has its own
+    label (for the cases below, its extremes lie at least 7 standard deviations beyond the right answer's
+    tolerance, so it never reads "equally often").
+    """
+    shared = [bool((shift == shift[0]).all()) for shift in shifts]
+    batches = ("all rows of a batch share one shift" if all(shared) else
+               "each row gets its own shift" if not any(shared) else "in some batches all rows share one shift")
+    draws = np.concatenate([shift[:1] if same else shift for shift, same in zip(shifts, shared, strict=True)])
+    values = 2 * max_shift + 1
+    outside = sorted({int(value) for value in draws if abs(value) > max_shift})
+    found = {"the rows of a batch": (batches, ""),
+             "shifts outside -max_shift, ..., max_shift": ("some" if outside else "none",
+                                                          f"{outside[:6]}" if outside else "")}
+    if values * (1 - 1 / values) ** len(draws) > FAILURE_PROBABILITY:
+        few = (f"too few independent draws to tell ({len(draws)})", "")
+        return {**found, "which shifts occur": few, "how often each shift occurs": few}
+    present = sorted({int(value) for value in draws if abs(value) <= max_shift})
+    shares = np.array([np.mean(draws == value) for value in range(-max_shift, max_shift + 1)])
+    tolerance = share_tolerance(len(draws), values)
+    rounded = np.full(values, 1 / (2 * max_shift) if max_shift else 1.0)
+    rounded[[0, -1]] = 1 / (4 * max_shift) if max_shift else 1.0
+    found["which shifts occur"] = (_shift_range_label(present, max_shift), "")
+    found["how often each shift occurs"] = (
+        "all about equally often" if np.abs(shares - 1 / values).max() <= tolerance else
+        "-max_shift and max_shift about half as often as each of the others"
+        if np.abs(shares - rounded).max() <= tolerance else "some more often than others",
+        f"shares {np.round(shares, 3).tolist()} of {len(draws)} draws for shifts {-max_shift} to {max_shift}; a "
+        f"right answer's are within ±{tolerance:.3f} of 1/{values}")
+    return found
+
+
+def _shift_properties(case, outputs):
+    spec, arrays = case
+    signals, where = arrays["signals"], spec["where"]
+    results = []
+    for index, call in enumerate(spec["calls"]):
+        result, problem = _single_result(outputs, index, signals.shape, "signals")
+        if problem:
+            return {(where, "what a call returns"): (problem, f"call {index + 1}")}, {}
+        if "repeat_of" not in call:  # a repeated call draws nothing new
+            results.append(result)
+    form = {(where, "what a call returns"): ("an array of the signals' shape", "")}
+    label, shifts = _what_rows_are(signals, results)
+    measured = {(where, "each row of the results"): (label, "")}
+    if shifts is not None:
+        max_shift = _argument(spec["calls"][0], 1)
+        measured.update({(where, name): value for name, value in _shift_statistics(shifts, max_shift).items()})
+    return form, measured
+
+
+def _shift_case(rows, length, max_shift, calls, seed, repeat=True):
+    """``rows`` random normal signals of ``length`` samples, shifted by ``calls`` calls with their own seeds, then
+    once more with the first call's seed (``repeat``: the others, seeded differently, must not all return the
+    first one's result). With 1000 rows and 16 calls a right answer's 16,000 shifts pin each
+    share of 11 values within ±0.029 (share_tolerance); a rounding bug that halves the two extreme shares
+    (1/20 instead of 1/11) is then 7 standard deviations beyond that bound."""
+    rng = np.random.default_rng(seed)
+    arrays = {"signals": rng.standard_normal((rows, length))}
+    shape = f"{rows} signals of length {length}"
+    specs = [{"args": [{"array": "signals"}, {"integer": max_shift}, {"rng": seed * 100 + number}],
+              "where": f"with max_shift={max_shift} on {shape} (call {number + 1} of {calls})"}
+             for number in range(calls)]
+    if repeat:
+        for spec in specs[1:]:
+            spec["reseed_of"] = 0
+        specs.append({**specs[0], "repeat_of": 0,
+                      "where": f"with max_shift={max_shift} on {shape}, called again with rng seeded as for "
+                               "call 1"})
+    return random_case(arrays, specs, f"over {calls} calls with max_shift={max_shift} on {shape}")
+
+
+_DROPOUT_HINTS = {"x": "x *= mask or x[mask] = 0 changes the caller's activations (the next layer, the backward "
+                       "pass use them). Return a new array: x * mask / (1 - drop_probability)."}
+_SHIFT_HINTS = {"signals": "the caller's training data would change at every call. Build a new array: "
+                           "np.roll(signal, shift) returns a new one; stack them with np.stack."}
+
+
 # ---- batch norm's forward and backward passes ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -268,6 +597,7 @@ _BATCH_NORM_HINTS = {
     "running_var": "return a new array instead, new_running_var = (1 - momentum) * running_var + momentum * "
                    "unbiased_variance; the layer that calls the function decides when to store it.",
 }
+
 
 _TWO_LOOP_HINTS = {
     "gradient": "q = gradient, then q -= ...: both names are the same array. Write q = q - alpha * y, which "
@@ -544,6 +874,22 @@ EXERCISES = {exercise.name: exercise for exercise in (
                                        _ensemble_case(4, _BOTH_MEMBER, (16,), 74, "float32"),
                                        _ensemble_case(3, _DROPOUT_MEMBER, (1,), 75)]),
              ("models", "inputs"), rtol=1e-5, atol=1e-6, hints=_ENSEMBLE_HINTS, tolerated=frozenset({"mode"})),
+    Exercise("inverted_dropout", "7.1", "function", regularization.inverted_dropout,
+             visible_and_more(lambda: [_dropout_case((300, 200), [(0.3, True), (0.3, False), (0.8, True),
+                                                                   (0.8, False)], 71, repeat=True)],
+                              lambda: [_dropout_case((300, 3, 100), [(0.5, True), (0.5, False), (0.1, True),
+                                                                     (0.9, True)], 72),
+                                       _dropout_case((300, 200), [(0.0, True), (0.0, False)], 73)]),
+             ("x", "drop_probability", "training", "rng"), hints=_DROPOUT_HINTS, properties=_dropout_properties,
+             passes_when="0 or x / (1 - drop_probability) in training with zeros at the drop probability, a mask "
+                         "per example, x at test time, draws from rng"),
+    Exercise("random_circular_shift", "8.1", "function", random_circular_shift,
+             visible_and_more(lambda: [_shift_case(1000, 40, 5, 16, 81)],
+                              lambda: [_shift_case(1000, 24, 2, 16, 82),
+                                       _shift_case(50, 10, 0, 2, 83, repeat=False)]),
+             ("signals", "max_shift", "rng"), hints=_SHIFT_HINTS, properties=_shift_properties,
+             passes_when="every row its own signal rolled circularly, a shift per row, every shift from "
+                         "-max_shift to max_shift about equally often, draws from rng"),
     Exercise("batchnorm_forward", "9.1", "function", batch_norm.batchnorm_forward,
              visible_and_more(lambda: [_forward_case(_BATCHES, 90)],
                               lambda: [_forward_case(_MORE_BATCHES, 91),

@@ -23,9 +23,11 @@ Kinds of case (``spec["kind"]``):
   checkpoint). ``spec["state"]`` names the config entries to read back after every call. A run whose call
   raised stops there.
 - ``"function"``: ``result = function(*arguments)`` for each entry of ``spec["calls"]``, whose ``"args"`` are
-  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}``, ``{"integer": v}`` or
-  ``{"boolean": v}``. The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"``
-  (``"<i>.result<j>"`` for the j-th of a tuple or list).
+  ``{"array": name}``, ``{"arrays": [names]}`` (a list of arrays), ``{"number": v}``, ``{"integer": v}``,
+  ``{"boolean": v}`` or ``{"rng": seed}`` (a new ``numpy.random.Generator``, ``np.random.default_rng(seed)``:
+  a random exercise draws from it, and two calls given the same seed get generators in the same state).
+  The result (a number, an array, or a tuple or list of them) becomes ``"<i>.result"`` (``"<i>.result<j>"``
+  for the j-th of a tuple or list).
 - ``"model"``: like ``"function"``, for functions that take or return small torch models. An argument may
   also be ``{"model": network}`` or ``{"models": [network, ...]}`` (a list), where ``network`` is
   ``{"layers": [[layer, *arguments], ...], "state": prefix, "dtype": "float64", "training": true}``: the model
@@ -183,6 +185,8 @@ def _argument(argument, arrays, backend):
         return int(argument["integer"])
     if "boolean" in argument:
         return bool(argument["boolean"])
+    if "rng" in argument:
+        return np.random.default_rng(int(argument["rng"]))
     return float(argument["number"])
 
 

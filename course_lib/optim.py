@@ -37,6 +37,7 @@ __all__ = [
     "rmsprop",
     "sgd",
     "sgd_momentum",
+    "torch_adam_step",
     "with_defaults",
 ]
 
@@ -280,3 +281,21 @@ class RuleOptimizer(torch.optim.Optimizer):
                 next_param, state["config"] = self.rule(param, param.grad, config)
                 param.copy_(next_param)
         return loss
+
+
+def torch_adam_step(x, dx, learning_rate, weight_decay=0.0, decoupled=False, epsilon=1e-8, beta1=0.9,
+                    beta2=0.999):
+    """``x`` after one step of torch's own Adam from a fresh state, for comparing this module's rules with it:
+    ``torch.optim.Adam(lr, betas, eps, weight_decay)`` (L2 in the gradient) or, with ``decoupled=True``,
+    ``torch.optim.AdamW`` (decoupled weight decay). The step is computed by ``torch.optim.adam.adam``, the function
+    both optimizers' step() runs, called directly: step() itself would import torch's compiler (~70 MB, see
+    ``_skip_compiler_imports``) for one step. Arrays in float64, a numpy array out.
+    """
+    from torch.optim.adam import adam as torch_adam
+
+    parameter = torch.tensor(np.asarray(x, dtype=np.float64))
+    gradient = torch.tensor(np.asarray(dx, dtype=np.float64))
+    torch_adam([parameter], [gradient], [torch.zeros_like(parameter)], [torch.zeros_like(parameter)], [],
+               [torch.tensor(0.0)], foreach=False, decoupled_weight_decay=decoupled, amsgrad=False, beta1=beta1,
+               beta2=beta2, lr=learning_rate, weight_decay=weight_decay, eps=epsilon, maximize=False)
+    return parameter.numpy()

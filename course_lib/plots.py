@@ -13,11 +13,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 
-__all__ = ["COLORS", "LINE_STYLES", "MARKERS", "OKABE_ITO", "NotebookFigure", "RacePicture", "SchedulePicture",
-           "curve_figure", "draw_landscape", "style", "wrap_message"]
+__all__ = ["COLORS", "LINE_STYLES", "MARKERS", "OKABE_ITO", "AugmentationPicture", "DropoutPicture",
+           "NotebookFigure", "RacePicture", "SchedulePicture", "curve_figure", "draw_landscape",
+           "pooling_windows_figure", "style", "wrap_message"]
 
 # Okabe & Ito's colour-blind-safe palette, and line styles and markers that differ as well, so that no line is
 # told apart by its colour alone. COLORS: the order in which a picture's lines take them (yellow, the faintest on
@@ -324,19 +326,25 @@ class _Drawn(list):
             artist.remove()
 
 
-def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, figsize=(5.5, 3.4), marks=()):
+def curve_figure(x, curves, xlabel, ylabel, logx=False, logy=False, title=None, figsize=(5.5, 3.4), marks=(),
+                 colors=None):
     """A static figure of ``curves`` (label -> y values, or label -> (y, style)) against ``x``; ``marks`` are x
-    positions drawn as dashed vertical lines (e.g. the steps where a schedule decays)."""
+    positions drawn as dashed vertical lines (e.g. the steps where a schedule decays); ``colors``, if given,
+    colour the curves in turn (e.g. ``COLORS``; leave colour letters out of the styles then, and the styles
+    given are kept as they are); without them, the curves take the palette in turn and its solid lines get
+    dash patterns of their own."""
     figure = NotebookFigure(figsize=figsize, dpi=90, layout="constrained")
     ax = figure.subplots()
     ax.set_prop_cycle(color=COLORS)
     for mark in marks:
         ax.axvline(mark, color="0.5", ls="--", lw=1)
-    for label, values in curves.items():
+    for index, (label, values) in enumerate(curves.items()):
         y, style = values if isinstance(values, tuple) else (values, "-o")
-        ax.plot(x, y, style, label=label, ms=4)
+        color = {} if colors is None else {"color": colors[index % len(colors)]}
+        ax.plot(x, y, style, label=label, ms=4, **color)
     ax.set(xlabel=xlabel, ylabel=ylabel, xscale="log" if logx else "linear", yscale="log" if logy else "linear")
-    _distinguish(ax.get_lines())
+    if colors is None:
+        _distinguish(ax.get_lines())
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -353,6 +361,7 @@ def _distinguish(lines):
 
 
 # ---- Notebook 06: ensembles and weight averages ----------------------------------------------------------------
+# Each curve has an Okabe-Ito colour and a line style or marker of its own.
 
 
 def _headroom(low, high, fraction=0.08):
@@ -456,6 +465,134 @@ class AveragingPicture(_SideBySide):
         self.better.set_xdata([better_from or 0, better_from or 0])
         self.better.set_visible(better_from is not None)
         return self
+
+
+# ---- Regularization (notebooks 07-08): dropout's masks, augmented examples -------------------------------------
+_SCALE_LEVELS = (1.25, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+
+
+def _ceiling(value, base):
+    """The smallest ``base * level`` (level from _SCALE_LEVELS) at or above ``value``: few axis ranges, each
+    kept as a picture."""
+    return base * next((level for level in _SCALE_LEVELS if base * level >= 1.05 * value), _SCALE_LEVELS[-1])
+
+
+class DropoutPicture(_SideBySide):
+    """A layer's activations under dropout. Left: one training pass (bars; dropped units marked x on the axis)
+    over the activations without dropout (outline). Right: the average of M training passes (bars) over what
+    the layer outputs at test time (outline).
+
+    ``update(one_pass, dropped, average, test_output, reference, title_right)``: arrays of one value per unit;
+    ``reference`` (the activations without dropout) sets the vertical scale.
+    """
+
+    def __init__(self, units, height=3.2, dpi=72):
+        margins = {"left": 0.12, "right": 0.98, "bottom": 0.14, "top": 0.9}
+        self.one = _Panel((4.8, height), dpi, margins)
+        self.average = _Panel((4.8, height), dpi, margins)
+        self.panels = (self.one, self.average)
+        positions = np.arange(units)
+        self._edges = np.stack([positions - 0.4, positions + 0.4], axis=1).reshape(-1)
+        self.bars, self.outlines = {}, {}
+        for panel, color in ((self.one, COLORS[0]), (self.average, COLORS[2])):
+            panel.ax.set(xlabel="unit", xlim=(-0.7, units - 0.3))
+            panel.ax.grid(True, axis="y", alpha=0.3)
+            # The bars are one filled step patch (bar, gap, bar, ...): one artist draws far faster than 32 patches.
+            self.bars[panel] = panel.ax.stairs(np.zeros(2 * units - 1), self._edges, fill=True, color=color,
+                                               animated=True)
+            (self.outlines[panel],) = panel.ax.plot(positions, np.zeros(units), "_", color="k", ms=9, mew=2.2,
+                                                    animated=True, zorder=4)
+        self.one.ax.set_title("one training pass (black ticks: no dropout)", fontsize=10)
+        (self.crosses,) = self.one.ax.plot([], [], "x", color=COLORS[1], ms=7, mew=2, animated=True, zorder=5)
+        self.average.ax.set_title("", fontsize=10)
+        self._title_right = ""
+
+    def update(self, one_pass, dropped, average, test_output, reference, title_right):
+        top = float(np.max(reference)) if np.max(reference) > 0 else 1.0
+        needed = max(float(np.max(one_pass)), float(np.max(average)), float(np.max(test_output)), top)
+        for panel in self.panels:
+            limit = _ceiling(needed, top)
+            key = (limit, title_right) if panel is self.average else limit
+
+            def set_limits(ax=panel.ax, limit=limit, panel=panel):
+                ax.set_ylim(0, limit)
+                if panel is self.average:
+                    ax.set_title(title_right, fontsize=10)
+            panel.show(key, set_limits)
+        for panel, heights, outline in ((self.one, one_pass, reference), (self.average, average, test_output)):
+            with_gaps = np.zeros(2 * len(heights) - 1)
+            with_gaps[::2] = heights
+            self.bars[panel].set_data(with_gaps)
+            self.outlines[panel].set_ydata(outline)
+        positions = np.flatnonzero(dropped)
+        self.crosses.set_data(positions, np.zeros(len(positions)))
+        return self
+
+
+class AugmentationPicture(_SideBySide):
+    """Left: one training signal (black) and a few randomly augmented copies of it. Right: the test accuracy a
+    precomputed sweep reached for each augmentation strength, the chosen strength marked.
+
+    ``update(original, augmented, strength)``: ``augmented`` is a list of signals.
+    """
+
+    def __init__(self, strengths, accuracies, length, copies, strength_label, signal_limits, height=3.2, dpi=72):
+        margins = {"left": 0.13, "right": 0.98, "bottom": 0.15, "top": 0.9}
+        self.signals = _Panel((4.8, height), dpi, margins)
+        self.sweep = _Panel((4.2, height), dpi, margins)
+        self.panels = (self.signals, self.sweep)
+        ax = self.signals.ax
+        ax.set(xlabel="sample", title="a training signal (black) and augmented copies", xlim=(0, length - 1),
+               ylim=signal_limits)
+        ax.title.set_fontsize(10)
+        ax.grid(True, alpha=0.3)
+        styles = ("-", "--", ":", "-.")
+        self.copy_lines = [ax.plot([], [], styles[i % len(styles)], color=COLORS[i % 6], lw=1.4,
+                                   animated=True)[0] for i in range(copies)]
+        (self.original_line,) = ax.plot([], [], "-", color="k", lw=2.4, animated=True, zorder=5)
+        ax = self.sweep.ax
+        strengths, accuracies = np.asarray(strengths), np.asarray(accuracies)
+        ax.plot(strengths, accuracies, "-o", color=COLORS[0], ms=5, label="trained with augmentation")
+        ax.axhline(accuracies[strengths == 0][0] if (strengths == 0).any() else np.nan, color=COLORS[1],
+                   ls="--", label="no augmentation")
+        ax.set(xlabel=strength_label, ylabel="test accuracy", title="after training (precomputed)")
+        ax.title.set_fontsize(10)
+        low, high = float(accuracies.min()), float(accuracies.max())
+        ax.set_ylim(low - 0.15 * (high - low + 0.02), high + 0.35 * (high - low + 0.02))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        self.marker = ax.axvline(0, color=COLORS[3], lw=2.5, animated=True)
+        self.signals.show("static", lambda: None)
+        self.sweep.show("static", lambda: None)
+
+    def update(self, original, augmented, strength):
+        samples = np.arange(len(original))
+        self.original_line.set_data(samples, original)
+        for line, signal in zip(self.copy_lines, augmented, strict=True):
+            line.set_data(samples, signal)
+        self.marker.set_xdata([strength, strength])
+        return self
+
+
+def pooling_windows_figure(rows, input_size, kernel_size, labels):
+    """Pooling windows along one dimension, one row of the figure per pattern: ``rows`` holds each pattern's
+    window starts; each window [start, start + kernel_size) is a bar, consecutive windows drawn at two
+    heights so that overlaps show. ``labels`` names the rows."""
+    figure = NotebookFigure(figsize=(6.4, 0.55 * len(rows) + 0.9), dpi=90, layout="constrained")
+    ax = figure.subplots()
+    for row, starts in enumerate(rows):
+        y = len(rows) - 1 - row
+        for index, start in enumerate(starts):
+            lift = 0.18 if index % 2 else -0.18
+            ax.add_patch(Rectangle((start, y + lift - 0.13), kernel_size, 0.26, facecolor=COLORS[index % 2],
+                                   edgecolor="k", lw=0.6, alpha=0.85))
+        steps = np.diff(starts)
+        ax.text(input_size + 0.3, y, f"steps {''.join(str(s) for s in steps)}", va="center", fontsize=8)
+    ax.set(xlim=(-0.2, input_size + 4.2), ylim=(-0.6, len(rows) - 0.4), xlabel="input position")
+    ax.set_yticks(range(len(rows)), labels[::-1], fontsize=8)
+    ax.set_xticks(range(input_size + 1))
+    ax.grid(True, axis="x", alpha=0.3)
+    return figure
 
 
 # ---- Batch normalization (notebook 09) -------------------------------------------------------------------------

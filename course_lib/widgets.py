@@ -26,7 +26,8 @@ from course_lib.checks import NotReady, YourFunction
 from course_lib.plots import LOSS_FLOOR, RacePicture, SchedulePicture
 from course_lib.trajectories import run
 
-__all__ = ["CONTROLS", "HYPERPARAMETERS", "Method", "Race", "ScheduleExplorer", "race", "schedule_explorer"]
+__all__ = ["CONTROLS", "HYPERPARAMETERS", "AugmentationExplorer", "DropoutExplorer", "Method", "Race",
+           "ScheduleExplorer", "augmentation_explorer", "dropout_explorer", "race", "schedule_explorer"]
 
 _STYLE = {"description_width": "initial"}
 
@@ -717,17 +718,22 @@ def averaging_explorer(curves, decay=0.99):
     return AveragingExplorer(curves, decay)
 
 
-# ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
+# ---- Pictures under sliders, with a summary in words (notebooks 07-10) ----------------------------------------
 
 class _PictureWidget:
-    """Sliders above a picture (an ipywidgets.Image) and a one-line summary in words below it."""
+    """Sliders (``self.controls``) above a picture (an ipywidgets.Image) and a one-line summary in words below
+    it; every change of a control calls ``refresh()``. ``columns``: a CSS grid template to lay the controls out
+    in columns (one row of them otherwise)."""
 
-    def _assemble(self):
+    def _assemble(self, columns=None):
         self.image = W.Image(format="png", layout=W.Layout(width="auto"))
         self.summary = W.HTML()
         for control in self.controls.values():
             control.observe(lambda change: self.refresh(), names="value")
-        self.widget = W.VBox([W.HBox(list(self.controls.values())), self.image, self.summary])
+        controls = list(self.controls.values())
+        row = W.HBox(controls) if columns is None else W.GridBox(controls,
+                                                                 layout=W.Layout(grid_template_columns=columns))
+        self.widget = W.VBox([row, self.image, self.summary])
         self.refresh()
 
     def _ipython_display_(self):
@@ -740,6 +746,146 @@ def _selection_slider(description, options, value):
     return W.SelectionSlider(options=options, value=value, description=description, continuous_update=False,
                              style=_STYLE, layout=_layout())
 
+
+# ---- Regularization (notebooks 07-08): dropout's masks, augmentation --------------------------------------------
+
+class DropoutExplorer(_PictureWidget):
+    """Dropout on one layer's activations, under sliders: the drop probability, the number M of training
+    passes averaged, and the form (inverted; vanilla; vanilla with its test-time scaling forgotten).
+
+    Left: one training pass over the activations without dropout. Right: the average of M training passes
+    over what the layer outputs at test time. The masks come from one seeded generator, so raising the drop
+    probability drops more of the same units, and raising M adds passes to the same first ones. The line
+    under the picture says what it shows in words.
+    """
+
+    MAX_PASSES = 1000
+    FORMS = {"inverted (scaled in training)": "inverted", "vanilla (scaled at test)": "vanilla",
+             "vanilla, test-time scaling forgotten": "forgotten"}
+
+    def __init__(self, activations, drop_probability=0.5, passes=20, form="inverted", seed=0):
+        from course_lib.plots import DropoutPicture
+        from course_lib.regularization import inverted_dropout, vanilla_dropout
+
+        self.activations = np.asarray(activations, dtype=float).reshape(-1)
+        if self.activations.size == 0 or not np.isfinite(self.activations).all():
+            raise ValueError(f"activations must be a non-empty array of finite numbers, got {activations!r}")
+        labels = {value: label for label, value in self.FORMS.items()}
+        if form not in labels:
+            raise ValueError(f"form must be one of {sorted(labels)}, got {form!r}")
+        self._dropout = {"inverted": inverted_dropout, "vanilla": vanilla_dropout, "forgotten": vanilla_dropout}
+        self.seed = seed
+        self.controls = {
+            "drop_probability": _slider("drop probability", drop_probability, 0.0, 0.9, 0.05, ".2f"),
+            "passes": _int_slider("passes averaged M", passes, 1, self.MAX_PASSES),
+            "form": W.Dropdown(options=list(self.FORMS), value=labels[form], description="dropout",
+                               style=_STYLE, layout=W.Layout(width="340px")),
+        }
+        self.picture = DropoutPicture(self.activations.size)
+        self._assemble("310px 310px 350px")
+
+    def refresh(self):
+        drop = float(self.controls["drop_probability"].value)
+        passes = int(self.controls["passes"].value)
+        form = self.FORMS[self.controls["form"].value]
+        keep = 1 - drop
+        dropout = self._dropout[form]
+        stacked = np.broadcast_to(self.activations, (passes, self.activations.size))
+        training = dropout(stacked, drop, True, np.random.default_rng(self.seed))
+        test = self.activations if form == "forgotten" else dropout(self.activations, drop, False)
+        average = training.mean(axis=0)
+        first = training[0]
+        dropped = (first == 0) & (self.activations != 0)
+        title = "average of M passes (black ticks: test output)"
+        self.picture.update(first, dropped, average, test, self.activations, title)
+        self.image.value = self.picture.png()
+        self.summary.value = self._describe(drop, keep, passes, form, first, average, test)
+
+    def _describe(self, drop, keep, passes, form, first, average, test):
+        units = self.activations.size
+        kept = int(np.count_nonzero(first != 0)) if drop > 0 else units
+        scaling = f", each ×{1 / keep:.2f}" if form == "inverted" and drop > 0 else ""
+        pass_text = f"Drop probability {drop:.2f} (keep {keep:.2f}): the pass shown keeps {kept} of {units} units"
+        size = np.sqrt(np.mean(test**2))
+        error = np.sqrt(np.mean((average - test) ** 2)) / size if size > 0 else 0.0
+        if form == "forgotten" and drop > 0:
+            return (f"{pass_text}. Without the test-time factor keep = {keep:.2f}, the test output is "
+                    f"{1 / keep:.2f}× the training average: the average of {passes} passes is off by "
+                    f"{error:.0%}, and more passes do not help.")
+        expected = np.sqrt(drop / (keep * passes))
+        return (f"{pass_text}{scaling}. The average of {passes} passes is within {error:.0%} (RMS) of the "
+                f"test-time output; theory for independent masks: √(drop / (keep·M)) = {expected:.0%}.")
+
+
+def dropout_explorer(activations, drop_probability=0.5, passes=20, form="inverted", seed=0):
+    """Build and return a ``DropoutExplorer`` widget (see ``DropoutExplorer``); the notebook displays it."""
+    return DropoutExplorer(activations, drop_probability, passes, form, seed)
+
+
+class AugmentationExplorer(_PictureWidget):
+    """Random circular shifts of MNIST-1D signals under a slider, beside the test accuracy that training with
+    each shift range reached (a sweep computed beforehand: the slider only redraws).
+
+    ``signals``: a few training signals (rows); ``sweep``: max shift -> test accuracy, including 0 (no
+    augmentation). The slider covers 0 to the largest shift in the sweep; a range the sweep did not train is
+    shown and the summary names the nearest trained ones.
+    """
+
+    COPIES = 4
+
+    def __init__(self, signals, sweep, max_shift=5, signal=0, seed=0):
+        from course_lib.augmentation import random_circular_shift
+        from course_lib.plots import AugmentationPicture
+
+        self.signals = np.asarray(signals, dtype=float)
+        if self.signals.ndim != 2 or len(self.signals) == 0:
+            raise ValueError(f"signals must be a (count, length) array, got shape {self.signals.shape}")
+        self.sweep = {int(shift): float(accuracy) for shift, accuracy in sorted(dict(sweep).items())}
+        if 0 not in self.sweep:
+            raise ValueError(f"sweep must include max shift 0 (no augmentation), got {sorted(self.sweep)}")
+        self._shift = random_circular_shift
+        self.seed = seed
+        largest = max(self.sweep)
+        self.controls = {
+            "max_shift": _int_slider("max shift ± (samples)", int(np.clip(max_shift, 0, largest)), 0, largest),
+            "signal": _int_slider("training signal", int(np.clip(signal, 0, len(self.signals) - 1)), 0,
+                                  len(self.signals) - 1),
+        }
+        spread = float(np.abs(self.signals).max())
+        self.picture = AugmentationPicture(list(self.sweep), list(self.sweep.values()), self.signals.shape[1],
+                                           self.COPIES, "max shift ± (samples)", (-1.15 * spread, 1.15 * spread))
+        self._assemble("repeat(2, 310px)")
+
+    def refresh(self):
+        shift = int(self.controls["max_shift"].value)
+        original = self.signals[int(self.controls["signal"].value)]
+        copies = self._shift(np.repeat(original[None], self.COPIES, axis=0), np.random.default_rng(self.seed),
+                             max_shift=shift)
+        self.picture.update(original, list(copies), shift)
+        self.image.value = self.picture.png()
+        self.summary.value = self._describe(shift)
+
+    def _describe(self, shift):
+        baseline = self.sweep[0]
+        best = max(self.sweep, key=self.sweep.get)
+        text = f"Copies shifted by up to ±{shift} samples (circularly). "
+        if shift in self.sweep:
+            text += (f"Training with this range reached test accuracy {self.sweep[shift]:.2f} "
+                     f"(no augmentation: {baseline:.2f}).")
+        else:
+            below = max(s for s in self.sweep if s < shift)
+            above = min(s for s in self.sweep if s > shift)
+            text += (f"The sweep did not train ±{shift}: ±{below} reached {self.sweep[below]:.2f}, ±{above} "
+                     f"reached {self.sweep[above]:.2f} (no augmentation: {baseline:.2f}).")
+        return text + f" Best in the sweep: ±{best} ({self.sweep[best]:.2f})."
+
+
+def augmentation_explorer(signals, sweep, max_shift=5, signal=0, seed=0):
+    """Build and return an ``AugmentationExplorer`` widget (see ``AugmentationExplorer``)."""
+    return AugmentationExplorer(signals, sweep, max_shift, signal, seed)
+
+
+# ---- Batch normalization (notebook 09) -------------------------------------------------------------------------
 
 class BatchNoiseExplorer(_PictureWidget):
     """The noise batch norm puts into training: one example's normalised value at one input position, in

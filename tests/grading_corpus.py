@@ -24,6 +24,8 @@ NB1 = "01_problems_of_optimization"
 NB2 = "02_momentum_and_nesterov"
 NB3 = "03_adaptive_methods"
 NB6 = "06_ensembles_and_averaging"
+NB7 = "07_dropout"
+NB8 = "08_randomness_regularizers"
 NB9 = "09_batch_norm"
 NB10 = "10_transfer_learning"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
@@ -99,6 +101,11 @@ NO_BIAS_CORRECTION = ("first_unbiased = first_moment / (1 - beta1**t)", "first_u
 EMA_SWAPPED = ("decay * average + (1 - decay) * weights", "decay * weights + (1 - decay) * average")
 EVAL_FORGOTTEN = ("            model.eval()\n", "")
 EMA_IN_PLACE = ("new_average = copy.deepcopy(average_model)", "new_average = average_model")
+# Random exercises, judged by properties: survivors never scaled (a likely bug); shifts drawn from numpy's global
+# generator instead of rng (no likely bug: the judge says what differs).
+DROPOUT_NEVER_SCALED = ("return x * mask / keep", "return x * mask")
+SHIFTS_FROM_GLOBAL_NUMPY = ("rng.integers(-max_shift, max_shift + 1, size=len(signals))",
+                            "np.random.randint(-max_shift, max_shift + 1, size=len(signals))")
 
 
 def wrong_adam():
@@ -175,7 +182,11 @@ def corpus(submissions, out):
     cases = {
         "correct": {NB1: Answer(NB1).solve(*nb1_ids), NB2: Answer(NB2).solve(*nb2_ids),
                     NB3: Answer(NB3).solve(*nb3_ids), NB6: Answer(NB6).solve(*nb6_ids),
+                    NB7: Answer(NB7).solve("inverted_dropout"), NB8: Answer(NB8).solve("random_circular_shift"),
                     NB9: Answer(NB9).solve(*nb9_ids), NB10: Answer(NB10).solve(freeze)},
+        # Random exercises, judged by properties: 7.1 with a likely bug, 8.1 drawing from numpy's global generator.
+        "random_mistakes": {NB7: Answer(NB7).edit("inverted_dropout", *DROPOUT_NEVER_SCALED),
+                            NB8: Answer(NB8).edit("random_circular_shift", *SHIFTS_FROM_GLOBAL_NUMPY)},
         # Notebook 06's functions of torch models: old and new weights swapped, and eval() forgotten ...
         "swapped_ema_and_eval_forgotten": {NB6: Answer(NB6).edit("ema_update", *EMA_SWAPPED)
                                            .edit("ensemble_predict", *EVAL_FORGOTTEN)},
@@ -238,11 +249,15 @@ def expected(submissions, out):
             NB2: {"check_sgd_momentum": 2, "check_nesterov": 2},
             NB3: {"check_rmsprop": 2, "check_adam": 2},
             NB6: {"check_ema_update": 2, "check_ensemble_predict": 2},
+            NB7: {"check_inverted_dropout": 2}, NB8: {"check_random_circular_shift": 2},
             NB9: {"check_batchnorm_forward": 2, "check_batchnorm_backward": 2},
             NB10: {"check_freeze_body_and_replace_head": 2}}
     scores = {
         ("correct", NB1): full[NB1], ("correct", NB2): full[NB2], ("correct", NB3): full[NB3],
-        ("correct", NB6): full[NB6], ("correct", NB9): full[NB9], ("correct", NB10): full[NB10],
+        ("correct", NB6): full[NB6], ("correct", NB7): full[NB7], ("correct", NB8): full[NB8],
+        ("correct", NB9): full[NB9], ("correct", NB10): full[NB10],
+        ("random_mistakes", NB7): {"check_inverted_dropout": 0},
+        ("random_mistakes", NB8): {"check_random_circular_shift": 0},
         ("swapped_ema_and_eval_forgotten", NB6): {"check_ema_update": 0, "check_ensemble_predict": 0},
         ("ema_in_place_and_missing_import", NB6): {"check_ema_update": 0, "check_ensemble_predict": 0},
         ("batch_norm_momentum_swapped", NB9): {"check_batchnorm_forward": 0, "check_batchnorm_backward": 2},

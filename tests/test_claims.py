@@ -285,7 +285,7 @@ WRONG_INPUTS = [
                "abs(memory_slope - 2)"),
     WrongInput(18, "timing the forming of H", lambda mp: mp.setattr(
         second_order, "hessian_cost", forming_time_instead),
-               "2.5 < time_slope < 3.3"),
+               "2.3 < time_slope < 3.3"),
     WrongInput(19, "L-BFGS ignoring its curvature pairs", lambda mp: mp.setattr(
         minibatch, "lbfgs_minibatch", functools.partial(minibatch.lbfgs_minibatch, direction=lambda g, s, y: -g)),
                'gaps["L-BFGS"][-1] < 1e-4'),

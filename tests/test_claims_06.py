@@ -1,43 +1,16 @@
 """Notebook 06's claim checks can fail: each claim cell (tagged claim-NN), re-run with a known-wrong input
 injected into the library it calls, must raise AssertionError.
 
-The cells are run as the notebook runs them, after its import cell, in a fresh namespace; the wrong input is
-patched into course_lib with pytest's monkeypatch (undone after each test). Each claim trains for a few
-seconds on one thread.
+The cells are run as the notebook runs them, after its import cell, in a fresh namespace (tests/claim_cells.py);
+the wrong input is patched into course_lib with pytest's monkeypatch (undone after each test). Each claim
+trains for a few seconds on one thread.
 """
-
-import json
-from pathlib import Path
 
 import pytest
 import torch
+from claim_cells import claim_cells, run_claim
 
 from course_lib import averaging, ensembles
-
-NOTEBOOK = (Path(__file__).resolve().parents[1] / "instructor" / "source" / "06_ensembles_and_averaging"
-            / "06_ensembles_and_averaging.ipynb")
-
-
-def cells():
-    notebook = json.loads(NOTEBOOK.read_text())
-    return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
-
-
-def source(cell):
-    return "".join(cell["source"])
-
-
-def claim_cell(number):
-    tagged = [cell for cell in cells() if f"claim-{number}" in cell.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1, f"expected one cell tagged claim-{number}, found {len(tagged)}"
-    return source(tagged[0])
-
-
-def run_claim(number):
-    namespace = {}
-    exec(source(cells()[0]), namespace)  # the import cell
-    exec(claim_cell(number), namespace)
-    return namespace
 
 
 def first_member_only(logits):
@@ -63,7 +36,8 @@ WRONG_INPUTS = {
 
 def test_the_notebook_tags_each_claim_once():
     for number in WRONG_INPUTS:
-        assert "assert " in claim_cell(number)
+        (cell,) = claim_cells(number).cells
+        assert "assert " in cell
 
 
 @pytest.mark.parametrize("number", sorted(WRONG_INPUTS))

@@ -18,7 +18,9 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from grading_corpus import NB1, NB2, NB3, NB6, NB9, NB10, Answer, expected, find_cell, write_corpus
+from grading_corpus import NB1, NB2, NB3, NB6, NB7, NB8, NB9, NB10, Answer, expected, find_cell, write_corpus
+
+from course_lib.exercises import EXERCISES
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = ROOT / "instructor"
@@ -138,6 +140,15 @@ def test_feedback_shows_the_judges_message(graded):
     wrong = (graded.out / "feedback" / "attack_allclose_always_true" / f"{NB3}.html").read_text()
     assert "Score: <b>0 / 4</b>" in wrong and "at step 1 of run A" in wrong and "next_x is" in wrong
     assert "not graded" in (graded.out / "feedback" / "malformed" / f"{NB2}.html").read_text()
+    never_scaled = next(text for variant, text in EXERCISES["inverted_dropout"].likely_bugs
+                        if "the survivors are not scaled" in text)
+    dropout = (graded.out / "feedback" / "random_mistakes" / f"{NB7}.html").read_text()
+    assert "Score: <b>0 / 2</b>" in dropout and html.escape(never_scaled) in dropout
+    shifts = (graded.out / "feedback" / "random_mistakes" / f"{NB8}.html").read_text()
+    assert "Score: <b>0 / 2</b>" in shifts and "seeded as for call 1: the result, next to that call&#x27;s: " \
+        "different; expected: the same" in shifts and "Draw every random number from rng" in shifts
+    for name in (NB7, NB8):
+        assert "Score: <b>2 / 2</b>" in (graded.out / "feedback" / "correct" / f"{name}.html").read_text()
     flood = graded.out / "feedback" / "attack_flood_output" / f"{NB3}.html"
     assert flood.stat().st_size < 200_000  # 50 MB printed, 64 KiB kept
 

@@ -105,6 +105,15 @@ def test_every_source_has_a_student_notebook_and_back():
     assert students == ASSIGNMENTS, "notebooks/ must hold exactly one generated notebook per instructor source"
 
 
+def test_the_start_page_and_the_readme_list_every_notebook():
+    """The start page's table of contents links every other notebook, and so does the README's notebooks table."""
+    start_page = "\n".join(cell.source for cell in source_notebook("00_start_here").cells)
+    readme = (ROOT / "README.md").read_text()
+    others = [name for name in ASSIGNMENTS if name != "00_start_here"]
+    assert [name for name in others if f"]({name}.ipynb)" not in start_page] == [], "missing on the start page"
+    assert [name for name in others if f"](notebooks/{name}.ipynb)" not in readme] == [], "missing in the README"
+
+
 def test_committed_student_notebooks_are_a_fresh_generation(tmp_path):
     """`make release` output, byte for byte: edit instructor/source/, then run `make release` and commit both."""
     subprocess.run([sys.executable, str(ROOT / "instructor" / "release.py"), "--out", str(tmp_path)], check=True,

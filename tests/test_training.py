@@ -124,3 +124,25 @@ def test_training_with_rule_optimizer_leaves_the_compiler_unimported():
     assert not _imports_the_compiler(train.format("optim.RuleOptimizer(m.parameters(), optim.adam)"))
     # the detector works: torch's own optimizers import the compiler in every step()
     assert _imports_the_compiler(train.format("torch.optim.Adam(m.parameters(), lr=0.1)"))
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_torch_adam_step_is_one_step_of_torchs_optimizer(decoupled):
+    """optim.torch_adam_step, torch's Adam function called directly, is what torch.optim.Adam(weight_decay) or
+    AdamW's step() gives, and leaves the compiler unimported (step() imports it)."""
+    from course_lib import optim
+
+    rng = np.random.default_rng(3)
+    for learning_rate, decay, epsilon in ((1e-2, 0.1, 1e-8), (0.3, 0.0, 1e-3), (1e-3, 0.5, 1e-8)):
+        x, dx = rng.standard_normal(7), rng.standard_normal(7)
+        parameter = torch.nn.Parameter(torch.tensor(x))
+        optimizer = (torch.optim.AdamW if decoupled else torch.optim.Adam)([parameter], lr=learning_rate,
+                                                                           weight_decay=decay, eps=epsilon)
+        parameter.grad = torch.tensor(dx)
+        optimizer.step()
+        ours = optim.torch_adam_step(x, dx, learning_rate, weight_decay=decay, decoupled=decoupled,
+                                     epsilon=epsilon)
+        assert np.array_equal(ours, parameter.detach().numpy())
+    script = ("import numpy as np\nfrom course_lib import optim\n"
+              f"optim.torch_adam_step(np.ones(3), np.ones(3), 0.1, weight_decay=0.1, decoupled={decoupled})")
+    assert not _imports_the_compiler(script)
