@@ -240,7 +240,7 @@ class RacePicture(_SideBySide):
         if panel is not self.loss:
             return None
         texts = self.legend.get_texts()
-        return {self.legend: (tuple(text.get_text() for text in texts), texts[0].get_fontsize() if texts else None)}
+        return {self.legend: tuple((text.get_text(), text.get_fontsize()) for text in texts)}
 
     def _name_runners(self, names):
         """The legend's names, each line wrapped at ``LEGEND_WIDTH`` characters, in a font small enough for

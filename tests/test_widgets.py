@@ -444,7 +444,7 @@ def test_kept_legend_pixels_give_the_picture_drawn_from_scratch():
     legend, drawn = race.picture.legend, []
     draw = legend.draw
     for name, value in changes:
-        legend.draw = lambda renderer: (drawn.append(name), draw(renderer))
+        legend.draw = lambda renderer, name=name: (drawn.append(name), draw(renderer))
         race.controls[name].value = value
         legend.draw = draw
         assert bytes(race.image.value) == drawn_from_scratch(race.picture), (name, value)
