@@ -121,7 +121,9 @@ class _Panel:
             self.canvas.restore_region(kept)
             return
         artist.draw(renderer)
-        self._overlays[key] = self.canvas.copy_from_bbox(artist.get_window_extent(renderer).padded(2))
+        # A legend's patch holds the box it was just drawn in (its get_window_extent would lay it out again).
+        drawn = getattr(artist, "legendPatch", artist).get_window_extent(renderer)
+        self._overlays[key] = self.canvas.copy_from_bbox(drawn.padded(2))
         while len(self._overlays) > self.KEPT_OVERLAYS:
             self._overlays.popitem(last=False)
 
