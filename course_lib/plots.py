@@ -59,9 +59,16 @@ class NotebookFigure(Figure):
 class _Panel:
     """One axes in a figure of its own. Its static content (contours, ticks, labels) is drawn once per key and
     kept as a picture; each render restores that picture and draws only the animated artists over it. The
-    last few keys' pictures are kept, so going back to a landscape or a number of steps costs no redraw."""
+    last few keys' pictures are kept, so going back to a landscape or a number of steps costs no redraw.
+
+    An animated artist that lies outside the axes, where no other animated artist draws (a legend beside the
+    plot), can be given to ``rgba`` with a key for what it shows (its texts): its pixels are then kept per
+    (panel key, artist key) and put back instead of drawing it again while that key holds. Text is most of the
+    cost of a render, and most changes (the number of steps, the landscape) leave a legend's names as they
+    were."""
 
     KEPT = 8
+    KEPT_OVERLAYS = 32
 
     def __init__(self, figsize, dpi, margins):
         self.figure = Figure(figsize=figsize, dpi=dpi)
@@ -70,6 +77,7 @@ class _Panel:
         self.ax = self.figure.subplots()
         self.key = None
         self._pictures = OrderedDict()
+        self._overlays = OrderedDict()
 
     def show(self, key, set_limits, draw_static=None):
         """Make ``key`` current. ``set_limits()`` runs every time (the animated artists are drawn in the axes'
@@ -83,20 +91,41 @@ class _Panel:
         elif draw_static is not None:
             draw_static()
 
-    def rgba(self):
+    def rgba(self, overlays=None):
+        """The panel's pixels: the static picture of the current key with the animated artists over it.
+        ``overlays``: artist -> key of what it shows, for artists whose pixels may be kept (see the class)."""
+        overlays = overlays or {}
         picture = self._pictures.get(self.key)
         if picture is None:
             self.canvas.draw()
             self._pictures[self.key] = self.canvas.copy_from_bbox(self.figure.bbox)
             while len(self._pictures) > self.KEPT:
                 self._pictures.popitem(last=False)
+            for kept in [key for key in self._overlays if key[0] == self.key]:  # drawn on the old picture
+                del self._overlays[kept]
         else:
             self.canvas.restore_region(picture)
         renderer = self.canvas.get_renderer()
         animated = [a for a in self.ax.get_children() if a.get_animated() and a.get_visible()]
         for artist in sorted(animated, key=lambda a: a.get_zorder()):
-            artist.draw(renderer)
+            if artist in overlays:
+                self._draw_overlay(artist, (self.key, overlays[artist]), renderer)
+            else:
+                artist.draw(renderer)
         return np.asarray(self.canvas.buffer_rgba())
+
+    def _draw_overlay(self, artist, key, renderer):
+        kept = self._overlays.get(key)
+        if kept is not None:
+            self._overlays.move_to_end(key)
+            self.canvas.restore_region(kept)
+            return
+        artist.draw(renderer)
+        # A legend's patch holds the box it was just drawn in (its get_window_extent would lay it out again).
+        drawn = getattr(artist, "legendPatch", artist).get_window_extent(renderer)
+        self._overlays[key] = self.canvas.copy_from_bbox(drawn.padded(2))
+        while len(self._overlays) > self.KEPT_OVERLAYS:
+            self._overlays.popitem(last=False)
 
 
 class _SideBySide:
@@ -107,13 +136,17 @@ class _SideBySide:
     def png(self):
         """The panels' pixels next to each other, as PNG bytes (fast compression: this runs on every slider
         move)."""
-        pixels = np.hstack([panel.rgba()[..., :3] for panel in self.panels])
+        pixels = np.hstack([panel.rgba(self._overlays(panel))[..., :3] for panel in self.panels])
         buffer = io.BytesIO()
         Image.fromarray(pixels, "RGB").save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
 
     def _repr_png_(self):
         return self.png()
+
+    def _overlays(self, panel):
+        """artist -> key, for the artists of ``panel`` whose pixels may be kept (see ``_Panel``): none here."""
+        return None
 
 
 class RacePicture(_SideBySide):
@@ -203,6 +236,13 @@ class RacePicture(_SideBySide):
         self.message.set_text(text)
         self.message.set_visible(bool(text))
         return self
+
+    def _overlays(self, panel):
+        """The legend, beside the loss panel's axes, is kept per set of names and font size."""
+        if panel is not self.loss:
+            return None
+        texts = self.legend.get_texts()
+        return {self.legend: tuple((text.get_text(), text.get_fontsize()) for text in texts)}
 
     def _name_runners(self, names):
         """The legend's names, each line wrapped at ``LEGEND_WIDTH`` characters, in a font small enough for

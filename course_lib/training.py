@@ -90,8 +90,9 @@ def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, 
     ``augment(inputs, generator)`` (optional) returns a randomly changed copy of a training batch, drawing its
     randomness from ``generator`` so that a seeded run repeats. ``on_step`` is a callable ``hook(model, step)``
     or a sequence of them, called after every optimizer step with the number of steps taken (1, 2, ...).
-    ``progress`` is a label for a tqdm progress bar, or None for no bar. A run whose loss stops being finite
-    ends at once and records ``diverged_at``.
+    ``progress`` is a label for a tqdm progress bar, or None for no bar, or a bar already shown (``train_each``'s
+    one bar for all its runs), which the run advances by one per epoch and leaves open. A run whose loss stops
+    being finite ends at once and records ``diverged_at``.
     """
     require(scheduler_interval in ("epoch", "step"), "scheduler_interval", "'epoch' or 'step'",
             scheduler_interval)
@@ -100,7 +101,8 @@ def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, 
     hooks = [on_step] if callable(on_step) else list(on_step)
     history = History()
     generator = torch.Generator().manual_seed(seed)
-    bar = tqdm(total=epochs, desc=progress, leave=True) if progress else None
+    shared = isinstance(progress, tqdm)
+    bar = progress if shared else tqdm(total=epochs, desc=progress, leave=True) if progress else None
     with single_thread():
         for epoch in range(1, epochs + 1):
             _train_epoch(model, optimizer, dataset, batch_size, generator, history,
@@ -112,10 +114,10 @@ def train(model, optimizer, dataset, epochs=10, batch_size=128, scheduler=None, 
             if evaluate_every is not None and (epoch % evaluate_every == 0 or epoch == epochs):
                 _evaluate_epoch(model, dataset, history)
             if bar is not None:
-                bar.update()
                 scores = {"test_acc": f"{history.test_accuracy[-1]:.2f}"} if history.test_accuracy else {}
-                bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", **scores)
-    if bar is not None:
+                bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", **scores, refresh=False)
+                bar.update()
+    if bar is not None and not shared:
         bar.close()
     return history
 
@@ -157,12 +159,15 @@ def train_each(make_optimizer, runners, dataset, make_model, epochs=10, batch_si
 
     ``runners``: label -> arguments for ``make_optimizer(parameters, **arguments)``; every runner starts from
     the same initial weights (``make_model(seed)``) and sees the same batches. ``evaluate_every`` as in ``train``
-    (None: never; ``epochs``: once, at the end).
+    (None: never; ``epochs``: once, at the end). One progress bar counts the epochs of all the runs and names
+    the run in training (a bar per run cost a notebook of 19 runs ~0.2 s of CPU in widget messages).
     """
     histories = {}
-    for label, arguments in runners.items():
-        model = make_model(seed)
-        optimizer = make_optimizer(model.parameters(), **arguments)
-        histories[label] = train(model, optimizer, dataset, epochs, batch_size, seed=seed, progress=label,
-                                 evaluate_every=evaluate_every)
+    with tqdm(total=len(runners) * epochs, leave=True) as bar:
+        for label, arguments in runners.items():
+            bar.set_description(label, refresh=False)
+            model = make_model(seed)
+            optimizer = make_optimizer(model.parameters(), **arguments)
+            histories[label] = train(model, optimizer, dataset, epochs, batch_size, seed=seed, progress=bar,
+                                     evaluate_every=evaluate_every)
     return histories

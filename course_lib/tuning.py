@@ -22,7 +22,8 @@ The search, per rule (about 30-70 runs of ``steps`` steps):
 5. every value rounded to three significant digits (the learning rate downwards, towards stability), which is
    what a slider shows and a learner can type back in.
 
-Results are cached per (rule, landscape, start, steps, noise, fixed config): asking again costs nothing.
+Results are cached per (rule, landscape and its parameters, start, steps, noise, seed, names, fixed config):
+asking again costs nothing.
 """
 
 import math
@@ -67,10 +68,21 @@ def best_hyperparameters(rule, landscape, names, start=None, steps=100, config=N
     start = np.array(landscape.start if start is None else start, dtype=float)
     config = dict(config or {})
     key = (getattr(rule, "__module__", None), getattr(rule, "__qualname__", repr(rule)), landscape.name,
-           tuple(start), steps, gradient_noise, seed, tuple(names), tuple(sorted(config.items())))
+           _hashable(landscape.params), tuple(start), steps, gradient_noise, seed, tuple(names),
+           _hashable(config))
     if key not in _cache:
         _cache[key] = _search(rule, landscape, list(names), start, steps, config, gradient_noise, seed)
     return dict(_cache[key])
+
+
+def _hashable(value):
+    """``value`` (a landscape's parameters, a config: dicts, arrays, numbers) as a key for the cache."""
+    if isinstance(value, dict):
+        return tuple(sorted((name, _hashable(item)) for name, item in value.items()))
+    if isinstance(value, np.ndarray | list | tuple):
+        array = np.asarray(value)
+        return array.shape, tuple(array.ravel().tolist())
+    return value
 
 
 def _search(rule, landscape, names, start, steps, config, gradient_noise, seed):

@@ -146,3 +146,31 @@ def test_torch_adam_step_is_one_step_of_torchs_optimizer(decoupled):
     script = ("import numpy as np\nfrom course_lib import optim\n"
               f"optim.torch_adam_step(np.ones(3), np.ones(3), 0.1, weight_decay=0.1, decoupled={decoupled})")
     assert not _imports_the_compiler(script)
+
+
+def test_train_each_shows_one_progress_bar_for_all_its_runs(monkeypatch):
+    bars = []
+
+    class Recorded(training.tqdm):
+        def __init__(self, *arguments, **keywords):
+            super().__init__(*arguments, **keywords)
+            self.descriptions = []
+            bars.append(self)
+
+        def set_description(self, desc=None, refresh=True):
+            self.descriptions.append(desc)
+            super().set_description(desc, refresh)
+
+    monkeypatch.setattr(training, "tqdm", Recorded)
+    mnist = data.mnist1d().training_subset(256)
+    runners = {"sgd": {"rule": optim.sgd, "learning_rate": 0.1},
+               "adam": {"rule": optim.adam, "learning_rate": 0.01}}
+    histories = training.train_each(optim.RuleOptimizer, runners, mnist,
+                                    lambda seed: training.mlp([40, 8, 10], seed), epochs=3, evaluate_every=3)
+    assert len(bars) == 1 and bars[0].total == 6 and bars[0].n == 6  # every epoch of every run counted once
+    assert bars[0].descriptions == ["sgd", "adam"]
+    model = training.mlp([40, 8, 10], 0)
+    alone = training.train(model, optim.RuleOptimizer(model.parameters(), **runners["adam"]), mnist, epochs=3,
+                           evaluate_every=3, progress="adam alone")
+    assert len(bars) == 2 and bars[1].n == 3  # a run of its own has a bar of its own
+    assert histories["adam"].step_loss == alone.step_loss and histories["adam"].test_loss == alone.test_loss

@@ -94,3 +94,23 @@ def test_diverging_runs_score_infinity_and_unknown_names_are_refused():
     assert score_of(optim.sgd, valley, {"learning_rate": 0.5}, 50) < 0
     with pytest.raises(ValueError, match="names must be among"):
         tuning.best_hyperparameters(optim.sgd, valley, ["momentum"])
+
+
+def test_the_cache_tells_apart_every_argument_and_returns_what_a_search_returns():
+    # Each question differs from the first in one argument (the landscape's parameters included: two
+    # Rosenbrocks share a name); each must be answered by a search of its own, as with an empty cache.
+    def ask(rule=optim.sgd, landscape=None, names=("learning_rate",), **arguments):
+        return tuning.best_hyperparameters(rule, landscape or landscapes.rosenbrock(), list(names), **arguments)
+
+    questions = [{}, {"rule": optim.adagrad}, {"landscape": landscapes.rosenbrock(b=10.0)},
+                 {"start": (0.5, 0.5)}, {"steps": 60}, {"gradient_noise": 0.5}, {"gradient_noise": 0.5, "seed": 1},
+                 {"rule": optim.sgd_momentum, "names": ("learning_rate", "rho")},
+                 {"rule": optim.sgd_momentum, "names": ("learning_rate",), "config": {"rho": 0.5}}]
+    tuning._cache.clear()
+    cached = [ask(steps=arguments.pop("steps", 100), **arguments) for arguments in map(dict, questions)]
+    fresh = []
+    for arguments in map(dict, questions):
+        tuning._cache.clear()
+        fresh.append(ask(steps=arguments.pop("steps", 100), **arguments))
+    assert cached == fresh
+    assert cached[2] != cached[0]  # another Rosenbrock, another best rate

@@ -418,3 +418,44 @@ def test_a_shown_figure_lets_go_of_its_pixels_and_can_still_be_drawn():
     assert first.startswith(PNG_SIGNATURE) and figure.canvas.renderer is None
     assert figure._repr_png_() == first  # drawn again, the same picture
     assert figure.canvas.get_renderer() is not None
+
+
+def six_rule_race(**values):
+    return widgets.race({name: rule for name, rule in optim.RULES.items()}, landscape="Rosenbrock",
+                        controls=("learning_rate", "rho", "decay_rate", "beta1", "beta2", "landscape", "steps"),
+                        steps=200, **values)
+
+
+def drawn_from_scratch(picture):
+    """The picture's PNG with nothing kept: every panel's static picture and kept legend dropped first."""
+    for panel in picture.panels:
+        panel._pictures.clear()
+        panel._overlays.clear()
+    return picture.png()
+
+
+def test_kept_legend_pixels_give_the_picture_drawn_from_scratch():
+    # The legend's pixels are kept per set of names (plots._Panel): every picture after a series of changes must
+    # be the one drawn with nothing kept.
+    race = six_rule_race()
+    changes = [("steps", 150), ("steps", 420), ("decay_rate[rmsprop]", 0.9), ("landscape", "saddle"),
+               ("steps", 150), ("landscape", "Rosenbrock"), ("decay_rate[rmsprop]", 0.99), ("steps", 200),
+               ("learning_rate[adam]", 0.05), ("steps", 150), ("decay_rate[rmsprop]", 0.9)]
+    legend, drawn = race.picture.legend, []
+    draw = legend.draw
+    for name, value in changes:
+        legend.draw = lambda renderer, name=name: (drawn.append(name), draw(renderer))
+        race.controls[name].value = value
+        legend.draw = draw
+        assert bytes(race.image.value) == drawn_from_scratch(race.picture), (name, value)
+    assert len(drawn) <= len(changes) - 4  # the kept pixels were used (the steps and the landscape keep names)
+
+
+def test_a_legend_whose_names_change_is_drawn_again():
+    race = six_rule_race()
+    before = bytes(race.image.value)
+    race.controls["decay_rate[rmsprop]"].value = 0.9
+    race.controls["decay_rate[rmsprop]"].value = 0.99
+    assert bytes(race.image.value) == before  # back to the first names: the kept legend, the same picture
+    race.picture.legend.get_texts()[4].set_text("rmsprop\n(α=0.01, decay rate=0.5)")  # names that were never kept
+    assert race.picture.png() != before
