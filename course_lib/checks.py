@@ -96,10 +96,17 @@ def _verdict(exercise, candidate, cases):
     hidden suite returns 6 MB of arrays), and a right answer passes each of them on its own: they are run and
     judged one at a time, so that one case's arrays are held at once. Only if one fails are all the cases run
     together, for the diagnosis, which compares the answer with the likely bugs over every case."""
-    if exercise.properties is not None and all(judge(exercise, [case], _run(candidate, [case])) is None
-                                               for case in cases):
+    if exercise.properties is not None and all(_case_passes(exercise, candidate, case) for case in cases):
         return None
     return judge(exercise, cases, _run(candidate, cases))
+
+
+def _case_passes(exercise, candidate, case):
+    """Whether a random exercise's candidate passes ``case`` (as ``judge`` says): the reference's properties are
+    taken first and its arrays dropped, then the candidate runs, so that one of them at a time holds arrays."""
+    expected = _reference_properties(exercise, [case])
+    results = [(outputs, _not_tolerated(exercise, events)) for outputs, events in _run(candidate, [case])]
+    return _judge_properties(exercise, [case], results, expected) is None
 
 
 def judge(exercise, cases, results, setup=()):
@@ -351,17 +358,24 @@ DRAW_HINTS = {
 }
 
 
-def _judge_properties(exercise, cases, results):
-    """A random exercise: on each case, the labels of the answer's properties must be the reference's."""
-    # The reference runs case by case, each case's outputs dropped once its properties are taken: all of them at
-    # once (beside the answer's) would double what a check holds (~8 MB for Exercise 7.1's hidden suite).
-    expected = [_properties(exercise, case, _reference_results(exercise, [case])[0][0]) for case in cases]
+def _judge_properties(exercise, cases, results, expected=None):
+    """A random exercise: on each case, the labels of the answer's properties must be the reference's
+    (``expected``: the reference's properties, if already taken)."""
+    if expected is None:
+        expected = _reference_properties(exercise, cases)
     for number, (case, (outputs, events)) in enumerate(zip(cases, results, strict=True)):
         if events:
             return _describe_property_event(exercise, cases, results, number)
         if _labels(_properties(exercise, case, outputs)) != _labels(expected[number]):
             return _describe_property_difference(exercise, cases, results, expected, number)
     return None
+
+
+def _reference_properties(exercise, cases):
+    """The reference's properties on each case. It runs case by case, each case's arrays dropped once their
+    properties are taken: all of them at once would hold as much again as the answer's results (6 MB for
+    Exercise 7.1's hidden suite)."""
+    return [_properties(exercise, case, _reference_results(exercise, [case])[0][0]) for case in cases]
 
 
 def _describe_property_event(exercise, cases, results, number):
@@ -700,13 +714,13 @@ def lbfgs_with_your_two_loop(candidate, max_iter=100):
 
 def your_dropout_on_average(candidate, activations, drop_probability=0.5, passes=20_000, seed=0):
     """Once Exercise 7.1 passes: claim 25 with the learner's inverted_dropout. The mean of ``passes`` training
-    passes over ``activations`` (regularization.mean_of_passes: batches of 1,000 copies at a time, from one
+    passes over ``activations`` (regularization.mean_of_dropout_passes: batches of 1,000 copies at a time, from one
     generator seeded with ``seed``) against the test pass, beside what independent masks give in theory (a
     relative RMS error of sqrt(drop / (keep * passes))). Prints; returns nothing."""
     if not _passes("inverted_dropout", candidate):
         return
     activations = np.asarray(activations, dtype=float).ravel()
-    mean = regularization.mean_of_passes(candidate, activations, drop_probability, passes,
+    mean = regularization.mean_of_dropout_passes(candidate, activations, drop_probability, passes,
                                          np.random.default_rng(seed))
     test = candidate(activations[None, :], drop_probability, False, np.random.default_rng(seed))[0]
     apart = np.linalg.norm(mean - test) / np.linalg.norm(test)
