@@ -442,10 +442,12 @@ def _record(outputs, events, index, name, value, backend, shape, check_kind=True
     outputs[f"{index}.{name}"] = array
 
 
-def _as_float_array(value):
+def _as_float_array(value, copy=True):
+    """``value`` as a float64 numpy array: a copy of its own, or (``copy=False``, to compare) the value itself
+    where it already is one."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu().double().numpy()
-    array = np.array(value, dtype=np.float64)
+    array = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
     if array.dtype != np.float64:
         raise TypeError("not real numbers")
     return array
@@ -463,7 +465,8 @@ def _snapshot(value):
 
 def _unchanged(value, snapshot):
     try:
-        return np.array_equal(_as_float_array(value), _as_float_array(snapshot), equal_nan=True)
+        return np.array_equal(_as_float_array(value, copy=False), _as_float_array(snapshot, copy=False),
+                              equal_nan=True)
     except Exception:
         return False
 

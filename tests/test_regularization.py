@@ -216,6 +216,32 @@ def test_dropconnect_per_batch_shares_a_mask_and_per_example_does_not():
     assert ((many.mean(dim=0) - expected).abs() < SIGMAS * spread).all()
 
 
+def test_dropconnect_per_example_is_each_examples_masked_layer_and_trains_like_it():
+    """Example by example: row b is x_b (M_b * W)^T / keep with the masks drawn in order from the seed, and its
+    gradients are those of that formula written out with the same masks (autograd through a plain product)."""
+    weight = (torch.rand(6, 5) + 0.5).requires_grad_()
+    x = torch.randn(4, 5, requires_grad=True)
+    keep = 0.6
+    torch.manual_seed(3)
+    output = R.dropconnect_linear(x, weight, None, 1 - keep, per_example=True)
+    torch.manual_seed(3)
+    masks = torch.stack([R.bernoulli_mask(weight.detach(), keep) for _ in range(4)])
+    expected = torch.einsum("bi,boi->bo", x, weight * masks / keep)
+    assert torch.allclose(output, expected, rtol=1e-6, atol=1e-7)
+    upstream = torch.randn(4, 6)
+    gradients = torch.autograd.grad(output, (x, weight), upstream)
+    expected_gradients = torch.autograd.grad(expected, (x, weight), upstream)
+    for got, want in zip(gradients, expected_gradients, strict=True):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    # numpy arrays the same way, with a numpy generator
+    x_array, weight_array = x.detach().double().numpy(), weight.detach().double().numpy()
+    got = R.dropconnect_linear(x_array, weight_array, None, 1 - keep, per_example=True,
+                               generator=np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    masks_array = np.stack([R.bernoulli_mask(weight_array, keep, rng) for _ in range(4)])
+    assert np.allclose(got, np.einsum("bi,boi->bo", x_array, weight_array * masks_array / keep), rtol=1e-12)
+
+
 def test_dropconnect_layer_trains():
     layer = R.DropConnectLinear(4, 3, 0.5)
     layer(torch.randn(5, 4)).sum().backward()
@@ -430,6 +456,57 @@ def test_random_passes_are_seeded_and_restore_the_mode_and_the_global_generator(
     many = R.random_passes(model, x, 4000, seed=2)
     spread = many.std(dim=0) / math.sqrt(4000)
     assert ((many.mean(dim=0) - model(x)).abs() < SIGMAS * spread + 1e-6).all()
+
+
+def test_random_pass_averages_are_the_averages_of_the_random_passes():
+    """Summed as they come, in float64: the means of the first M of random_passes (same seed), their softmax
+    means and their variance, up to float32 rounding; a wrong average (of other passes) is far off."""
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), R.InvertedDropout(0.5), nn.Linear(16, 4)).eval()
+    x = torch.randn(30, 5)
+    counts = [1, 3, 10, 40]
+    torch.manual_seed(9)
+    state = torch.random.get_rng_state()
+    averages = R.random_pass_averages(model, x, counts, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state) and not model.training
+    passes = R.random_passes(model, x, 40, seed=4)
+    for m in counts:
+        assert torch.allclose(averages.logits[m], passes[:m].mean(0), rtol=1e-6, atol=1e-6)
+        assert torch.allclose(averages.probabilities[m], passes[:m].softmax(-1).mean(0), rtol=1e-6, atol=1e-7)
+        assert averages.logits[m].dtype == passes.dtype
+    assert torch.allclose(averages.variance, passes.var(dim=0), rtol=1e-5, atol=1e-6)
+    other = R.random_passes(model, x, 40, seed=5)
+    assert not torch.allclose(averages.logits[40], other.mean(0), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="counts"):
+        R.random_pass_averages(model, x, [0, 4])
+
+
+def test_each_random_pass_restores_the_mode_even_when_left_early():
+    model = nn.Sequential(nn.Linear(3, 4), R.InvertedDropout(0.5)).eval()
+    passes = R.each_random_pass(model, torch.ones(2, 3), 10, seed=0)
+    next(passes)
+    assert model.training  # passes run in training mode ...
+    passes.close()
+    assert not model.training  # ... and the mode comes back when the passes stop
+
+
+@pytest.mark.parametrize("dropout", [R.inverted_dropout, R.vanilla_dropout])
+def test_mean_of_dropout_passes_draws_what_one_block_of_all_passes_draws(dropout, monkeypatch):
+    """Passes drawn 1,000 at a time (here 7 at a time, with a last, smaller batch) from one generator: the same
+    masks as one call on all of them, so the same mean up to the summation's rounding; float32 activations
+    too; another seed, another mean."""
+    monkeypatch.setattr(R, "PASSES_AT_ONCE", 7)
+    for activations in (np.random.default_rng(0).uniform(0.5, 1.5, 13),
+                        np.random.default_rng(1).uniform(0.5, 1.5, 13).astype(np.float32)):
+        one_block = dropout(np.broadcast_to(activations, (40, 13)), 0.3, True, np.random.default_rng(2))
+        mean = R.mean_of_dropout_passes(dropout, activations, 0.3, 40, np.random.default_rng(2))
+        assert mean.dtype == np.float64
+        assert np.allclose(mean, one_block.astype(np.float64).mean(axis=0), rtol=1e-6, atol=0)
+        assert not np.allclose(mean, R.mean_of_dropout_passes(dropout, activations, 0.3, 40,
+                                                               np.random.default_rng(3)))
+    with pytest.raises(ValueError, match="activations"):
+        R.mean_of_dropout_passes(dropout, np.ones((2, 3)), 0.3, 10)
+    with pytest.raises(ValueError, match="passes"):
+        R.mean_of_dropout_passes(dropout, np.ones(3), 0.3, 0)
 
 
 def test_the_regularized_mlps_start_from_the_plain_mlps_weights():
