@@ -430,8 +430,9 @@ def _pool_windows(x, output_size, kernel_size, samples):
             best_value, best = windows[:, :, 0], index[:, :, 0]
             for k in range(1, len(offsets)):  # a running maximum: far faster than argmax over a short axis
                 larger = windows[:, :, k] > best_value
-                best_value = torch.where(larger, windows[:, :, k], best_value)
                 best = torch.where(larger, index[:, :, k], best)
+                if k + 1 < len(offsets):  # (after the window's last element only its index is needed)
+                    best_value = torch.where(larger, windows[:, :, k], best_value)
         return flat.gather(2, best).reshape(batch, channels, out_h, out_w)
     windows = np.take_along_axis(flat, index, axis=2)
     return windows.reshape(batch, channels, len(offsets), out_h, out_w).max(axis=2)
