@@ -555,9 +555,9 @@ def train_with_shifts(shift, max_shift, seed=0, epochs=30, training_examples=100
 
 
 def train_pooling_cnn(seed=0, fixed_sample=None, epochs=20, training_examples=2000, channels=16):
-    """Claim 27, fractional max pooling: ``fractional_pooling_cnn(channels=16, fixed_sample=...)`` (initial
-    weights from ``seed``; None: random windows, a number: those fixed windows) trained with Adam (learning
-    rate 3e-3) in batches of 128 for ``epochs`` epochs on ``training_examples`` MNIST-1D signals. Returns
+    """Claim 27, fractional max pooling: ``fractional_pooling_cnn(channels=channels, fixed_sample=...)``
+    (initial weights from ``seed``; None: random windows, a number: those fixed windows) trained with Adam
+    (learning rate 3e-3) in batches of 128 for ``epochs`` epochs on ``training_examples`` MNIST-1D signals. Returns
     (model, history), the history evaluated once, at the end (with random windows a test pass is one draw:
     measure those networks with ``random_passes`` and ``pass_accuracies``)."""
     dataset = data.mnist1d().training_subset(training_examples, seed)
