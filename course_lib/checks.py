@@ -729,22 +729,20 @@ def your_dropout_on_average(candidate, activations, drop_probability=0.5, passes
           f"is {apart:.2%} from the test pass (independent masks: about {theory_apart:.2%})")
 
 
-def train_with_your_shifts(candidate, dataset, max_shift=5, epochs=40, seed=0):
-    """Once Exercise 8.1 passes: the network of claim 27 (40-256-256-10, Adam at 3e-3, batches of 128) trained on
-    ``dataset`` with the learner's random_circular_shift as its augmentation, from the weights and batches of the
-    claim's runs; prints its accuracies. Each batch is handed over as a numpy array with a generator seeded
-    from the run's own, so the run repeats."""
+def train_with_your_shifts(candidate, max_shift=5, seed=0, **settings):
+    """Once Exercise 8.1 passes: the experiment of claim 27 (``regularization.train_with_shifts``: the network
+    40-256-256-10, Adam at 3e-3, batches of 128, 1,000 MNIST-1D signals) with the learner's random_circular_shift
+    as its augmentation, from the weights and batches of the claim's run with the same ``seed``; prints its
+    accuracies. ``settings`` (``epochs``, ``training_examples``) change the experiment's, for tests. Each batch
+    is handed over as a numpy array with a generator seeded from the run's own, so the run repeats."""
     if not _passes("random_circular_shift", candidate):
         return
 
-    def augment(inputs, generator):
+    def your_shift(inputs, generator, *, max_shift):
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
         return torch.as_tensor(np.asarray(candidate(inputs.numpy(), max_shift, rng)), dtype=inputs.dtype)
 
-    model = training.mlp([40, 256, 256, 10], seed=seed)
-    adam = optim.RuleOptimizer(model.parameters(), optim.adam, learning_rate=3e-3, epsilon=1e-8)
-    history = training.train(model, adam, dataset, epochs=epochs, seed=seed, augment=augment,
-                             evaluate_every=epochs)
+    _, history = regularization.train_with_shifts(your_shift, max_shift, seed, **settings)
     print(f"trained with your random_circular_shift (max_shift={max_shift}): train accuracy "
           f"{history.train_accuracy[-1]:.3f}, test accuracy {history.test_accuracy[-1]:.3f}")
 

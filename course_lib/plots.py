@@ -571,12 +571,14 @@ class DropoutPicture(_SideBySide):
 
 class AugmentationPicture(_SideBySide):
     """Left: one training signal (black) and a few randomly augmented copies of it. Right: the test accuracy a
-    precomputed sweep reached for each augmentation strength, the chosen strength marked.
+    precomputed sweep reached for each augmentation strength, the chosen strength marked; ``band`` = (lowest,
+    highest) shades the range over several runs around ``accuracies`` (their mean).
 
     ``update(original, augmented, strength)``: ``augmented`` is a list of signals.
     """
 
-    def __init__(self, strengths, accuracies, length, copies, strength_label, signal_limits, height=3.2, dpi=72):
+    def __init__(self, strengths, accuracies, length, copies, strength_label, signal_limits, height=3.2, dpi=72,
+                 band=None):
         margins = {"left": 0.13, "right": 0.98, "bottom": 0.15, "top": 0.9}
         self.signals = _Panel((4.8, height), dpi, margins)
         self.sweep = _Panel((4.2, height), dpi, margins)
@@ -592,12 +594,16 @@ class AugmentationPicture(_SideBySide):
         (self.original_line,) = ax.plot([], [], "-", color="k", lw=2.4, animated=True, zorder=5)
         ax = self.sweep.ax
         strengths, accuracies = np.asarray(strengths), np.asarray(accuracies)
-        ax.plot(strengths, accuracies, "-o", color=COLORS[0], ms=5, label="trained with augmentation")
+        label = "trained with augmentation" + (" (mean, lowest to highest)" if band is not None else "")
+        ax.plot(strengths, accuracies, "-o", color=COLORS[0], ms=5, label=label)
+        low, high = float(accuracies.min()), float(accuracies.max())
+        if band is not None:
+            ax.fill_between(strengths, band[0], band[1], color=COLORS[0], alpha=0.2, lw=0)
+            low, high = float(np.min(band[0])), float(np.max(band[1]))
         ax.axhline(accuracies[strengths == 0][0] if (strengths == 0).any() else np.nan, color=COLORS[1],
                    ls="--", label="no augmentation")
         ax.set(xlabel=strength_label, ylabel="test accuracy", title="after training (precomputed)")
         ax.title.set_fontsize(10)
-        low, high = float(accuracies.min()), float(accuracies.max())
         ax.set_ylim(low - 0.15 * (high - low + 0.02), high + 0.35 * (high - low + 0.02))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)

@@ -10,6 +10,9 @@
 - ``random_passes``: the outputs of many draws of a model's randomness, to average them at test time
   (``random_pass_averages``: the averages of the first M of them); ``mean_of_dropout_passes``: the mean of many
   training passes of a dropout function over one example's activations.
+- Notebook 08's experiments (``train_with_shifts``, ``train_pooling_cnn``, ``train_residual_mlp``), called by its
+  claim cells on seed 0 and by data/make_regularizer_table.py on seeds 0-4; ``shipped_table()`` loads that
+  table (``RegularizerTable``) after checking its hash.
 
 **Names say what a probability means.** ``drop_probability`` is the chance that a unit (a weight) is zeroed;
 ``keep = 1 - drop_probability``; ``survival_probability`` is the chance that a residual block runs. Beware the
@@ -25,6 +28,8 @@ they draw their noise in training mode only, except ``FractionalMaxPool2d``, whi
 at test time too.
 """
 
+import functools
+import json
 import math
 from dataclasses import dataclass
 
@@ -32,15 +37,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib import data, optim, training
 from course_lib.validation import is_integer, is_real, require
 
 __all__ = [
     "DropConnectLinear",
+    "EXPERIMENT_ADAM",
     "FractionalMaxPool2d",
     "InvertedDropout",
     "ROOT_HALF",
+    "RegularizerTable",
     "ResidualMLP",
     "StochasticDepth",
+    "TABLE_FILE",
     "VanillaDropout",
     "bernoulli_mask",
     "each_random_pass",
@@ -55,8 +64,13 @@ __all__ = [
     "PassAverages",
     "mean_of_dropout_passes",
     "random_pass_averages",
+    "pass_accuracies",
     "random_passes",
+    "shipped_table",
     "stochastic_depth",
+    "train_pooling_cnn",
+    "train_residual_mlp",
+    "train_with_shifts",
     "vanilla_dropout",
 ]
 
@@ -431,8 +445,9 @@ def _pool_windows(x, output_size, kernel_size, samples):
             best_value, best = windows[:, :, 0], index[:, :, 0]
             for k in range(1, len(offsets)):  # a running maximum: far faster than argmax over a short axis
                 larger = windows[:, :, k] > best_value
-                best_value = torch.where(larger, windows[:, :, k], best_value)
                 best = torch.where(larger, index[:, :, k], best)
+                if k + 1 < len(offsets):  # (after the window's last element only its index is needed)
+                    best_value = torch.where(larger, windows[:, :, k], best_value)
         return flat.gather(2, best).reshape(batch, channels, out_h, out_w)
     windows = np.take_along_axis(flat, index, axis=2)
     return windows.reshape(batch, channels, len(offsets), out_h, out_w).max(axis=2)
@@ -598,3 +613,136 @@ def random_pass_averages(model, inputs, counts, seed=0):
             probabilities[number] = (total_probability / number).to(output.dtype)
     variance = (squares - total ** 2 / passes) / (passes - 1) if passes > 1 else torch.full_like(total, math.nan)
     return PassAverages(logits=logits, probabilities=probabilities, variance=variance.to(output.dtype))
+
+
+# ---- notebook 08's experiments, and their precomputed table ---------------------------------------------------
+# Each claim-27 experiment of notebook 08 is one function here, called by the notebook's claim cell (seed 0) and by
+# data/make_regularizer_table.py (seeds 0-4), so that the two cannot drift apart. ``seed`` draws the training
+# subset and sets the initial weights, the order of the batches and the run's random draws.
+EXPERIMENT_ADAM = {"rule": optim.adam, "learning_rate": 3e-3, "epsilon": 1e-8}  # torch.optim.Adam's algorithm
+
+
+def _adam(model):
+    return optim.RuleOptimizer(model.parameters(), **EXPERIMENT_ADAM)
+
+
+def train_with_shifts(shift, max_shift, seed=0, epochs=30, training_examples=1000):
+    """Claim 27, data augmentation: the MLP 40 -> 256 -> 256 -> 10 (``training.mlp``, initial weights from
+    ``seed``) trained with Adam (learning rate 3e-3) in batches of 128 for ``epochs`` epochs on
+    ``training_examples`` MNIST-1D signals (``training_subset(training_examples, seed)``), every batch changed
+    by ``shift(signals, generator, max_shift=max_shift)`` (e.g. ``augmentation.random_circular_shift``; with
+    ``max_shift`` 0, no augmentation at all, so that the batches are those of every other range). Returns
+    (model, history), the history evaluated once, at the end."""
+    require(is_integer(max_shift, 0), "max_shift", "an integer >= 0", max_shift)
+    dataset = data.mnist1d().training_subset(training_examples, seed)
+    model = training.mlp([dataset.num_features, 256, 256, dataset.num_classes], seed=seed)
+    augment = functools.partial(shift, max_shift=max_shift) if max_shift else None
+    history = training.train(model, _adam(model), dataset, epochs=epochs, seed=seed, augment=augment,
+                             evaluate_every=epochs)
+    return model, history
+
+
+def train_pooling_cnn(seed=0, fixed_sample=None, epochs=20, training_examples=2000, channels=16):
+    """Claim 27, fractional max pooling: ``fractional_pooling_cnn(channels=channels, fixed_sample=...)``
+    (initial weights from ``seed``; None: random windows, a number: those fixed windows) trained with Adam
+    (learning rate 3e-3) in batches of 128 for ``epochs`` epochs on ``training_examples`` MNIST-1D signals. Returns
+    (model, history), the history evaluated once, at the end (with random windows a test pass is one draw:
+    measure those networks with ``random_passes`` and ``pass_accuracies``)."""
+    dataset = data.mnist1d().training_subset(training_examples, seed)
+    model = fractional_pooling_cnn(channels=channels, fixed_sample=fixed_sample, seed=seed)
+    history = training.train(model, _adam(model), dataset, epochs=epochs, seed=seed, evaluate_every=epochs)
+    return model, history
+
+
+def pass_accuracies(passes, labels):
+    """(the accuracy of each pass on its own, an array; the accuracy of the average of the passes' softmax
+    probabilities) for ``passes`` = ``random_passes(...)``, a (passes, examples, classes) tensor of logits."""
+    single = (passes.argmax(-1) == labels).float().mean(-1).numpy().astype(float)
+    averaged = (passes.softmax(-1).mean(0).argmax(-1) == labels).float().mean().item()
+    return single, averaged
+
+
+def train_residual_mlp(final_survival_probability, seed=0, epochs=15, training_examples=1000):
+    """Claim 27, stochastic depth: ``ResidualMLP(40, 64, 12, 10, final_survival_probability)`` (initial weights
+    from ``seed``; 1.0 is the plain residual network) trained with Adam (learning rate 3e-3) in batches of 128
+    for ``epochs`` epochs on ``training_examples`` MNIST-1D signals. Returns (model, history), the history
+    evaluated once, at the end; ``model.evaluated_fraction()`` is the share of blocks training computed."""
+    dataset = data.mnist1d().training_subset(training_examples, seed)
+    model = ResidualMLP(dataset.num_features, 64, 12, dataset.num_classes, final_survival_probability, seed=seed)
+    history = training.train(model, _adam(model), dataset, epochs=epochs, seed=seed, evaluate_every=epochs)
+    return model, history
+
+
+TABLE_FILE = "regularizer_table.json"
+TABLE_EXPERIMENTS = {  # each experiment's rows: what identifies a row besides its seed, and what it measured
+    "augmentation": (("max_shift",), ("train_accuracy", "test_accuracy")),
+    "fractional_pooling": ((), ("one_pass", "averaged", "fixed_windows")),
+    "stochastic_depth": (("final_survival_probability",), ("blocks_computed", "test_loss", "test_accuracy",
+                                                           "train_accuracy")),
+}
+ONE_PASS_SUMMARIES = {"one_pass_mean": np.mean, "one_pass_min": np.min, "one_pass_max": np.max}
+
+
+class RegularizerTable:
+    """Notebook 08's experiments over several seeds (the shipped one: ``shipped_table()``). Each accessor returns
+    a measure as an array over ``seeds`` (in that order), or one number with ``seed=``:
+
+        table.augmentation(max_shift, "test_accuracy")             # or "train_accuracy"
+        table.fractional_pooling("averaged")                       # "one_pass_mean", "one_pass_min",
+                                                                   # "one_pass_max", "fixed_windows"
+        table.stochastic_depth(final_survival_probability, "test_loss")   # "blocks_computed", "test_accuracy",
+                                                                          # "train_accuracy"
+
+    ``made_with`` records the commit and versions the table was made with, ``settings`` the experiments'
+    settings (the defaults of ``train_with_shifts``, ``train_pooling_cnn`` and ``train_residual_mlp``).
+    """
+
+    def __init__(self, table):
+        for key in ("made_with", "settings", *TABLE_EXPERIMENTS):
+            require(key in table, "table", f"a dict with the key {key!r}", sorted(table))
+        self.made_with, self.settings = table["made_with"], table["settings"]
+        self.seeds = tuple(self.settings["seeds"])
+        self.max_shifts = tuple(self.settings["augmentation"]["max_shifts"])
+        self.final_survival_probabilities = tuple(
+            self.settings["stochastic_depth"]["final_survival_probabilities"])
+        self._rows = {}
+        for experiment, (keys, measures) in TABLE_EXPERIMENTS.items():
+            for row in table[experiment]:
+                require(set(row) == {"seed", *keys, *measures}, f"a row of {experiment!r}",
+                        f"the keys {sorted({'seed', *keys, *measures})}", sorted(row))
+                self._rows[(experiment, row["seed"], *(row[key] for key in keys))] = row
+        expected = ([("augmentation", seed, shift) for seed in self.seeds for shift in self.max_shifts]
+                    + [("fractional_pooling", seed) for seed in self.seeds]
+                    + [("stochastic_depth", seed, final) for seed in self.seeds
+                       for final in self.final_survival_probabilities])
+        missing = [row for row in expected if row not in self._rows]
+        require(not missing and len(expected) == len(self._rows), "table",
+                "one row per seed and setting of its settings", f"missing {missing}, {len(self._rows)} rows")
+
+    def _measure(self, experiment, setting, measure, seed):
+        measures = TABLE_EXPERIMENTS[experiment][1]
+        if experiment == "fractional_pooling":
+            measures = tuple(ONE_PASS_SUMMARIES) + measures[1:]  # the passes' accuracies, summarised
+        require(measure in measures, "measure", f"one of {list(measures)}", measure)
+        seeds = self.seeds if seed is None else (seed,)
+        require(all((experiment, s, *setting) in self._rows for s in seeds), "setting and seed",
+                f"a run of the table ({experiment}: seeds {list(self.seeds)})", (*setting, seed))
+        rows = [self._rows[(experiment, s, *setting)] for s in seeds]
+        summary = ONE_PASS_SUMMARIES.get(measure)
+        values = np.array([float(summary(row["one_pass"])) if summary else row[measure] for row in rows])
+        return values if seed is None else float(values[0])
+
+    def augmentation(self, max_shift, measure="test_accuracy", seed=None):
+        return self._measure("augmentation", (max_shift,), measure, seed)
+
+    def fractional_pooling(self, measure, seed=None):
+        return self._measure("fractional_pooling", (), measure, seed)
+
+    def stochastic_depth(self, final_survival_probability, measure, seed=None):
+        return self._measure("stochastic_depth", (final_survival_probability,), measure, seed)
+
+
+def shipped_table(filename=TABLE_FILE):
+    """Notebook 08's experiments over 5 seeds, precomputed by data/make_regularizer_table.py and shipped in
+    data/ (hash checked against data/SHA256SUMS first): a ``RegularizerTable``."""
+    return RegularizerTable(json.loads(data.verified(filename).read_text()))

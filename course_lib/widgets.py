@@ -824,11 +824,12 @@ def dropout_explorer(activations, drop_probability=0.5, passes=20, form="inverte
 
 class AugmentationExplorer(_PictureWidget):
     """Random circular shifts of MNIST-1D signals under a slider, beside the test accuracy that training with
-    each shift range reached (a sweep computed beforehand: the slider only redraws).
+    each shift range reached (computed beforehand, e.g. notebook 08's shipped table: the slider only redraws).
 
-    ``signals``: a few training signals (rows); ``sweep``: max shift -> test accuracy, including 0 (no
-    augmentation). The slider covers 0 to the largest shift in the sweep; a range the sweep did not train is
-    shown and the summary names the nearest trained ones.
+    ``signals``: a few training signals (rows); ``sweep``: max shift -> test accuracy, or -> the test
+    accuracies of several runs (seeds), including 0 (no augmentation). With several runs the picture shows their
+    mean and the band from the lowest to the highest. The slider covers 0 to the largest shift in the sweep; a
+    range the sweep did not train is shown and the summary names the nearest trained ones.
     """
 
     COPIES = 4
@@ -840,9 +841,16 @@ class AugmentationExplorer(_PictureWidget):
         self.signals = np.asarray(signals, dtype=float)
         if self.signals.ndim != 2 or len(self.signals) == 0:
             raise ValueError(f"signals must be a (count, length) array, got shape {self.signals.shape}")
-        self.sweep = {int(shift): float(accuracy) for shift, accuracy in sorted(dict(sweep).items())}
+        self.sweep = {int(shift): np.atleast_1d(np.asarray(accuracy, dtype=float))
+                      for shift, accuracy in sorted(dict(sweep).items())}
         if 0 not in self.sweep:
             raise ValueError(f"sweep must include max shift 0 (no augmentation), got {sorted(self.sweep)}")
+        runs = {len(accuracies) for accuracies in self.sweep.values()}
+        if len(runs) != 1 or 0 in runs:
+            raise ValueError("sweep must give every max shift a test accuracy, or the same number of them, "
+                             f"got {sorted(runs)} accuracies")
+        self.runs = runs.pop()
+        self.mean = {shift: float(accuracies.mean()) for shift, accuracies in self.sweep.items()}
         self._shift = random_circular_shift
         self.seed = seed
         largest = max(self.sweep)
@@ -852,8 +860,11 @@ class AugmentationExplorer(_PictureWidget):
                                   len(self.signals) - 1),
         }
         spread = float(np.abs(self.signals).max())
-        self.picture = AugmentationPicture(list(self.sweep), list(self.sweep.values()), self.signals.shape[1],
-                                           self.COPIES, "max shift ± (samples)", (-1.15 * spread, 1.15 * spread))
+        accuracies = np.array(list(self.sweep.values()))
+        self.picture = AugmentationPicture(list(self.sweep), accuracies.mean(axis=1), self.signals.shape[1],
+                                           self.COPIES, "max shift ± (samples)", (-1.15 * spread, 1.15 * spread),
+                                           band=(accuracies.min(axis=1), accuracies.max(axis=1))
+                                           if self.runs > 1 else None)
         self._assemble("repeat(2, 310px)")
 
     def refresh(self):
@@ -865,19 +876,26 @@ class AugmentationExplorer(_PictureWidget):
         self.image.value = self.picture.png()
         self.summary.value = self._describe(shift)
 
+    def _reached(self, shift):
+        accuracies = self.sweep[shift]
+        if self.runs == 1:
+            return f"{accuracies[0]:.2f}"
+        return f"{accuracies.mean():.2f} ({accuracies.min():.2f} to {accuracies.max():.2f})"
+
     def _describe(self, shift):
-        baseline = self.sweep[0]
-        best = max(self.sweep, key=self.sweep.get)
+        best = max(self.mean, key=self.mean.get)
         text = f"Copies shifted by up to ±{shift} samples (circularly). "
         if shift in self.sweep:
-            text += (f"Training with this range reached test accuracy {self.sweep[shift]:.2f} "
-                     f"(no augmentation: {baseline:.2f}).")
+            text += (f"Training with this range reached test accuracy {self._reached(shift)} "
+                     f"(no augmentation: {self._reached(0)}).")
         else:
             below = max(s for s in self.sweep if s < shift)
             above = min(s for s in self.sweep if s > shift)
-            text += (f"The sweep did not train ±{shift}: ±{below} reached {self.sweep[below]:.2f}, ±{above} "
-                     f"reached {self.sweep[above]:.2f} (no augmentation: {baseline:.2f}).")
-        return text + f" Best in the sweep: ±{best} ({self.sweep[best]:.2f})."
+            text += (f"The sweep did not train ±{shift}: ±{below} reached {self._reached(below)}, ±{above} "
+                     f"reached {self._reached(above)} (no augmentation: {self._reached(0)}).")
+        if self.runs > 1:
+            text += f" Test accuracies: the mean over {self.runs} runs (the lowest to the highest)."
+        return text + f" Best in the sweep: ±{best} ({self.mean[best]:.2f})."
 
 
 def augmentation_explorer(signals, sweep, max_shift=5, signal=0, seed=0):

@@ -1041,14 +1041,13 @@ def test_your_dropout_and_shifts_at_work(capsys):
     assert theory / 2 < measured < 2 * theory
     checks.your_dropout_on_average(bugs._dropout_never_scaled, activations)
     assert capsys.readouterr().out.startswith("Finish this first. Exercise 7.1 (inverted_dropout): ")
-    subset = data.mnist1d().training_subset(500, seed=0)
-    printed = []
+    printed, small = [], {"epochs": 2, "training_examples": 500}
     for _ in range(2):
-        checks.train_with_your_shifts(EXERCISES["random_circular_shift"].reference, subset, epochs=2)
+        checks.train_with_your_shifts(EXERCISES["random_circular_shift"].reference, **small)
         printed.append(capsys.readouterr().out)
     assert printed[0] == printed[1]
     assert printed[0].startswith("trained with your random_circular_shift (max_shift=5)")
-    checks.train_with_your_shifts(bugs._shift_only_positive, subset, epochs=2)
+    checks.train_with_your_shifts(bugs._shift_only_positive, **small)
     assert capsys.readouterr().out.startswith("Finish this first. Exercise 8.1 (random_circular_shift): ")
 
 

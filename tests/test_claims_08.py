@@ -4,7 +4,8 @@ Claim 27 is shown in two notebooks: DropConnect in 07 (tests/test_claims_07.py),
 max pooling and stochastic depth here, in four cells tagged ``claim-27``. Each cell runs again after the
 notebook's import cell with a known-wrong input patched into course_lib (tests/claim_cells.py), and the
 notebook's own ``assert`` must fail, at the line named. nbval runs the same cells with the real library and sees
-them pass.
+them pass. The cells train through course_lib.regularization's experiment functions (train_with_shifts,
+train_pooling_cnn, train_residual_mlp), which look the patched names up when they run.
 
     cell                 wrong input                                       the notebook assert that fails
     -------------------  ------------------------------------------------  ----------------------------------
@@ -91,8 +92,8 @@ WRONG_INPUTS = [
 
 def test_the_claim_cells_are_found_and_each_has_a_wrong_input():
     cells = claim_cells(27, NOTEBOOK).cells
-    assert all(name in source for name, source in zip(
-        ("random_circular_shift", "FractionalMaxPool2d", "random_passes", "ResidualMLP"), cells, strict=True))
+    names = ("random_circular_shift", "FractionalMaxPool2d", "random_passes", "train_residual_mlp")
+    assert all(name in source for name, source in zip(names, cells, strict=True))
     assert all("assert " in source for source in cells)
     assert {wrong.cell for wrong in WRONG_INPUTS} == set(range(len(cells)))
 
