@@ -4,7 +4,9 @@ The cells tagged ``claim-24`` ... ``claim-27`` in the instructor notebook (claim
 here its DropConnect part), and the lecture correction the notebook asserts outside any claim (tagged
 ``correction-weight-decay``), run again after the notebook's import cell with a known-wrong input patched into
 course_lib (tests/claim_cells.py), and the notebook's own ``assert`` must fail, at the line named. nbval runs
-the same cells with the real library and sees them pass.
+the same cells with the real library and sees them pass. Claims 26 and 27 build on claim 24's cell (26 on its
+network trained with dropout, 27 on its network without) and that cell carries their tags too, so that it runs
+first; a wrong input for 26 or 27 leaves it passing and makes the later cell fail.
 
     claim  wrong input                                                the notebook assert that fails
     -----  ---------------------------------------------------------  -----------------------------------------
@@ -112,7 +114,7 @@ WRONG_INPUTS = [
     WrongInput("claim-26", "masks in pairs", regularization, "each_random_pass", masks_in_pairs,
                'abs(slope["last layer only"] + 0.5)'),
     WrongInput("claim-27", "no DropConnect", regularization, "dropconnect_mlp", without_dropout,
-               'runs["DropConnect 0.3"][0] < runs["no DropConnect"][0] - 0.08'),
+               'compared["DropConnect 0.3"][0] < compared["no DropConnect"][0] - 0.08'),
     WrongInput("correction-weight-decay", "AdamW as Adam", optim, "torch_adam_step", adamw_as_adam,
                "np.allclose(theirs, ours, rtol=0, atol=1e-12)"),
 ]
