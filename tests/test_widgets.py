@@ -225,6 +225,37 @@ def test_a_diverging_run_says_where_on_the_plot_and_in_the_summary():
     assert f"SGD (α=10): diverged at step {trajectory.diverged_at}" in summary_text(race)
 
 
+class _CountingNamespace(dict):
+    """A notebook's variables that count how often a widget looks a name up."""
+
+    lookups = 0
+
+    def get(self, *arguments):
+        self.lookups += 1
+        return super().get(*arguments)
+
+
+def test_a_learners_rule_is_looked_up_once_per_run_and_a_fixed_cell_races_at_the_next_change():
+    def rmsprop(x, dx, config=None):
+        raise NotImplementedError()
+
+    notebook = _CountingNamespace(rmsprop=rmsprop)
+    yours = checks.YourFunction(rmsprop, "rmsprop", namespace=notebook)
+    race = widgets.race({"your rmsprop": yours, "reference": optim.rmsprop}, landscape="Rosenbrock",
+                        controls=("learning_rate", "decay_rate"), learning_rate=0.05, steps=300)
+    assert race.results["your rmsprop"] == "finish Exercise 3.1 first"
+    assert "your rmsprop: finish Exercise 3.1 first" in race.picture.message.get_text()
+    notebook["rmsprop"] = optim.rmsprop  # the learner fixes the exercise cell: the next change races it
+    race.slider("decay_rate", "reference").value = 0.9
+    np.testing.assert_array_equal(race.results["your rmsprop"].points, race.results["reference"].points)
+    assert len(race.results["your rmsprop"].points) == 301
+    assert notebook.lookups == 2  # one per run (the first picture and one change), not one per step (600)
+    notebook["rmsprop"] = checks.EXERCISES["rmsprop"].likely_bugs[0][0]  # and broken again: said at the next change
+    race.slider("learning_rate", "reference").value = 0.02
+    assert race.results["your rmsprop"] == "does not pass Exercise 3.1 yet (see its check cell)"
+    assert notebook.lookups == 3
+
+
 def test_a_rule_that_raises_is_named_on_the_plot_not_as_a_traceback():
     def broken(x, dx, config=None):
         raise KeyError("velocity")
@@ -394,8 +425,10 @@ def test_schedule_explorer_shows_the_learners_schedule_or_a_message():
     def step_decay(t, learning_rate, step_size, gamma=0.5):
         return schedules.step_decay(t, learning_rate, step_size, gamma)
 
-    explorer = widgets.schedule_explorer(yours=checks.your_rule(step_decay))
+    notebook = _CountingNamespace(step_decay=step_decay)
+    explorer = widgets.schedule_explorer(yours=checks.YourFunction(step_decay, "step_decay", namespace=notebook))
     np.testing.assert_array_equal(explorer.curves["yours"][0], explorer.curves["schedule"][0])
+    assert notebook.lookups == 1  # once for the curve, not once per step
     # A constant rate settles on a noise floor; step decay goes below it.
     assert explorer.curves["schedule"][1][-100:].mean() < 0.3 * explorer.curves["constant α0"][1][-100:].mean()
 
