@@ -67,8 +67,9 @@ class _Panel:
     given to ``rgba`` with those parts, each with a key for what it shows (an entry's text and font size). The
     artist is laid out as usual; then each part's pixels are kept per (panel key, part key, place) and put back
     instead of drawing the part again. Text is most of the cost of a render, and a change of one runner's
-    hyperparameter changes one entry of the legend: the others' pixels are put back. (Where parts' kept boxes
-    would overlap, the artist is drawn whole, as without keys.)"""
+    hyperparameter changes one entry of the legend: the others' pixels are put back. (Where two parts' boxes
+    would share pixels, or a part's drawing reaches past its box, the artist is drawn whole, as without keys:
+    every picture is the one drawn with nothing kept.)"""
 
     KEPT = 8
     KEPT_OVERLAYS = 64
@@ -147,12 +148,13 @@ class _Panel:
                 self._overlays.move_to_end(key)
                 self.canvas.restore_region(kept)
                 continue
-            ring = np.s_[max(height - y1 - 2, 0):height - y0 + 2, max(x0 - 2, 0):x1 + 2]
+            top = height - y1  # the box's first row in the buffer (rows go down, display y goes up)
+            ring_top, ring_left = max(top - 2, 0), max(x0 - 2, 0)  # the box and two pixels around it
+            ring = np.s_[ring_top:height - y0 + 2, ring_left:x1 + 2]
             around = pixels[ring].copy()
             part.draw(renderer)  # at the place just found: its offset is set
-            inside = np.s_[2 if height - y1 - 2 >= 0 else 0:, 2 if x0 - 2 >= 0 else 0:]
             escaped = pixels[ring] != around
-            escaped[inside][:y1 - y0, :x1 - x0] = False
+            escaped[top - ring_top:top - ring_top + y1 - y0, x0 - ring_left:x1 - ring_left] = False
             if escaped.any():
                 pixels[...] = before
                 artist.draw(renderer)
