@@ -66,10 +66,11 @@ class _Panel:
     plot), and whose ink is all in some of its parts (a legend without frame or title: its entries), can be
     given to ``rgba`` with those parts, each with a key for what it shows (an entry's text and font size). The
     artist is laid out as usual; then each part's pixels are kept per (panel key, part key, place) and put back
-    instead of drawing the part again. Text is most of the cost of a render, and a change of one runner's
-    hyperparameter changes one entry of the legend: the others' pixels are put back. (Where two parts' boxes
-    would share pixels, or a part's drawing reaches past its box, the artist is drawn whole, as without keys:
-    every picture is the one drawn with nothing kept.)"""
+    instead of drawing the part again; where the parts were placed is kept too, per (panel key, parts' keys):
+    the artist's layout must follow from its parts' keys. Text is most of the cost of a render, and a change of
+    one runner's hyperparameter changes one entry of the legend: the others' pixels are put back. (Where two
+    parts' boxes would share pixels, or a part's drawing reaches past its box, the artist is drawn whole, as
+    without keys: every picture is the one drawn with nothing kept.)"""
 
     KEPT = 8
     KEPT_OVERLAYS = 64
@@ -83,6 +84,7 @@ class _Panel:
         self.key = None
         self._pictures = OrderedDict()
         self._overlays = OrderedDict()
+        self._placements = OrderedDict()  # (key, parts' keys) -> where an overlay's parts were placed
 
     def show(self, key, set_limits, draw_static=None):
         """Make ``key`` current. ``set_limits()`` runs every time (the animated artists are drawn in the axes'
@@ -125,22 +127,21 @@ class _Panel:
         kept pixels or drawn and kept. A part is kept as the whole pixels its box covers; if its drawing reaches
         past them (checked on a ring of pixels around the box), or two parts' boxes share pixels, the artist is
         drawn whole, as without keys, and nothing is kept."""
-        placed = {}
-        for part in parts:  # matplotlib places a part just before drawing it: note where, draw nothing yet
-            part.draw = lambda renderer, part=part: placed.__setitem__(part, part.get_window_extent(renderer))
-        try:
-            artist.draw(renderer)
-        finally:
-            for part in parts:
-                del part.draw
+        layout = (self.key, tuple(parts.values()))
+        placed = self._placements.get(layout)
+        if placed is None or any((self.key, key, tuple(placed[part].bounds)) not in self._overlays
+                                 for part, key in parts.items()):
+            placed = self._place(artist, parts, renderer)
+            self._placements[layout] = placed
+            while len(self._placements) > self.KEPT_OVERLAYS:
+                self._placements.popitem(last=False)
         boxes = {part: _pixel_box(extent, self.OVERLAY_PADDING) for part, extent in placed.items()}
         if not _apart(list(boxes.values())):
             artist.draw(renderer)
             return
         pixels = np.asarray(self.canvas.buffer_rgba())
         height = pixels.shape[0]
-        before = pixels.copy()  # what lies under the artist: put back if a part reaches past its box
-        drawn = []
+        before, drawn = None, []  # what lies under the artist (put back if a part reaches past its box); keys
         for part, (x0, y0, x1, y1) in boxes.items():
             key = (self.key, parts[part], tuple(placed[part].bounds))
             kept = self._overlays.get(key)
@@ -151,6 +152,8 @@ class _Panel:
             top = height - y1  # the box's first row in the buffer (rows go down, display y goes up)
             ring_top, ring_left = max(top - 2, 0), max(x0 - 2, 0)  # the box and two pixels around it
             ring = np.s_[ring_top:height - y0 + 2, ring_left:x1 + 2]
+            if before is None:
+                before = pixels.copy()
             around = pixels[ring].copy()
             part.draw(renderer)  # at the place just found: its offset is set
             escaped = pixels[ring] != around
@@ -165,6 +168,20 @@ class _Panel:
             drawn.append(key)
         while len(self._overlays) > self.KEPT_OVERLAYS:
             self._overlays.popitem(last=False)
+
+
+    @staticmethod
+    def _place(artist, parts, renderer):
+        """part -> its box in display coordinates: ``artist`` laid out, its parts placed, none of them drawn."""
+        placed = {}
+        for part in parts:  # matplotlib places a part just before drawing it: note where, draw nothing yet
+            part.draw = lambda renderer, part=part: placed.__setitem__(part, part.get_window_extent(renderer))
+        try:
+            artist.draw(renderer)
+        finally:
+            for part in parts:
+                del part.draw
+        return placed
 
 
 def _pixel_box(extent, padding):

@@ -460,10 +460,12 @@ def six_rule_race(**values):
 
 
 def drawn_from_scratch(picture):
-    """The picture's PNG with nothing kept: every panel's static picture and kept legend dropped first."""
+    """The picture's PNG with nothing kept: every panel's static picture, kept legend entries and their places
+    dropped first."""
     for panel in picture.panels:
         panel._pictures.clear()
         panel._overlays.clear()
+        panel._placements.clear()
     return picture.png()
 
 
