@@ -615,10 +615,13 @@ class NotReady(Exception):
 
 
 class YourFunction:
-    """A learner's function as a widget racer, looked up by name in the notebook at every use.
+    """A learner's function as a widget racer, looked up by name in the notebook.
 
-    Fixing the exercise cell is enough: the next slider move races the new version, once its check passes.
-    Until then, using it raises ``NotReady`` with what to do, which the widgets draw on the plot.
+    ``current()`` looks it up and returns the definition the notebook holds now; a widget calls it once per run
+    (a run takes hundreds of steps, and a lookup in IPython's namespace costs more than a step), then steps the
+    function it got. Fixing the exercise cell is enough: the next slider move races the new version, once its
+    check passes. Until then, ``current()`` raises ``NotReady`` with what to do, which the widgets draw on the
+    plot. Calling the object itself looks the function up at that call (convenient, but slow in a loop).
     """
 
     def __init__(self, candidate, name, namespace=None):

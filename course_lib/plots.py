@@ -15,6 +15,7 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+from matplotlib.transforms import Bbox
 from PIL import Image
 
 __all__ = ["COLORS", "LINE_STYLES", "MARKERS", "OKABE_ITO", "AugmentationPicture", "DropoutPicture",
@@ -62,13 +63,18 @@ class _Panel:
     last few keys' pictures are kept, so going back to a landscape or a number of steps costs no redraw.
 
     An animated artist that lies outside the axes, where no other animated artist draws (a legend beside the
-    plot), can be given to ``rgba`` with a key for what it shows (its texts): its pixels are then kept per
-    (panel key, artist key) and put back instead of drawing it again while that key holds. Text is most of the
-    cost of a render, and most changes (the number of steps, the landscape) leave a legend's names as they
-    were."""
+    plot), and whose ink is all in some of its parts (a legend without frame or title: its entries), can be
+    given to ``rgba`` with those parts, each with a key for what it shows (an entry's text and font size). The
+    artist is laid out as usual; then each part's pixels are kept per (panel key, part key, place) and put back
+    instead of drawing the part again; where the parts were placed is kept too, per (panel key, parts' keys):
+    the artist's layout must follow from its parts' keys. Text is most of the cost of a render, and a change of
+    one runner's hyperparameter changes one entry of the legend: the others' pixels are put back. (Where two
+    parts' boxes would share pixels, or a part's drawing reaches past its box, the artist is drawn whole, as
+    without keys: every picture is the one drawn with nothing kept.)"""
 
     KEPT = 8
-    KEPT_OVERLAYS = 32
+    KEPT_OVERLAYS = 64
+    OVERLAY_PADDING = 3  # pixels kept left and right of a part's box: a legend line's cap reaches past it
 
     def __init__(self, figsize, dpi, margins):
         self.figure = Figure(figsize=figsize, dpi=dpi)
@@ -78,6 +84,7 @@ class _Panel:
         self.key = None
         self._pictures = OrderedDict()
         self._overlays = OrderedDict()
+        self._placements = OrderedDict()  # (key, parts' keys) -> where an overlay's parts were placed
 
     def show(self, key, set_limits, draw_static=None):
         """Make ``key`` current. ``set_limits()`` runs every time (the animated artists are drawn in the axes'
@@ -93,7 +100,8 @@ class _Panel:
 
     def rgba(self, overlays=None):
         """The panel's pixels: the static picture of the current key with the animated artists over it.
-        ``overlays``: artist -> key of what it shows, for artists whose pixels may be kept (see the class)."""
+        ``overlays``: artist -> {part: key of what the part shows}, for artists drawn by parts whose pixels may
+        be kept (see the class)."""
         overlays = overlays or {}
         picture = self._pictures.get(self.key)
         if picture is None:
@@ -109,23 +117,84 @@ class _Panel:
         animated = [a for a in self.ax.get_children() if a.get_animated() and a.get_visible()]
         for artist in sorted(animated, key=lambda a: a.get_zorder()):
             if artist in overlays:
-                self._draw_overlay(artist, (self.key, overlays[artist]), renderer)
+                self._draw_overlay(artist, overlays[artist], renderer)
             else:
                 artist.draw(renderer)
         return np.asarray(self.canvas.buffer_rgba())
 
-    def _draw_overlay(self, artist, key, renderer):
-        kept = self._overlays.get(key)
-        if kept is not None:
-            self._overlays.move_to_end(key)
-            self.canvas.restore_region(kept)
+    def _draw_overlay(self, artist, parts, renderer):
+        """Draw ``artist``: laid out with its ``parts`` (part -> key) not drawn, then each part put back from its
+        kept pixels or drawn and kept. A part is kept as the whole pixels its box covers; if its drawing reaches
+        past them (checked on a ring of pixels around the box), or two parts' boxes share pixels, the artist is
+        drawn whole, as without keys, and nothing is kept."""
+        layout = (self.key, tuple(parts.values()))
+        placed = self._placements.get(layout)
+        if placed is None or any((self.key, key, tuple(placed[part].bounds)) not in self._overlays
+                                 for part, key in parts.items()):
+            placed = self._place(artist, parts, renderer)
+            self._placements[layout] = placed
+            while len(self._placements) > self.KEPT_OVERLAYS:
+                self._placements.popitem(last=False)
+        boxes = {part: _pixel_box(extent, self.OVERLAY_PADDING) for part, extent in placed.items()}
+        if not _apart(list(boxes.values())):
+            artist.draw(renderer)
             return
-        artist.draw(renderer)
-        # A legend's patch holds the box it was just drawn in (its get_window_extent would lay it out again).
-        drawn = getattr(artist, "legendPatch", artist).get_window_extent(renderer)
-        self._overlays[key] = self.canvas.copy_from_bbox(drawn.padded(2))
+        pixels = np.asarray(self.canvas.buffer_rgba())
+        height = pixels.shape[0]
+        before, drawn = None, []  # what lies under the artist (put back if a part reaches past its box); keys
+        for part, (x0, y0, x1, y1) in boxes.items():
+            key = (self.key, parts[part], tuple(placed[part].bounds))
+            kept = self._overlays.get(key)
+            if kept is not None:
+                self._overlays.move_to_end(key)
+                self.canvas.restore_region(kept)
+                continue
+            top = height - y1  # the box's first row in the buffer (rows go down, display y goes up)
+            ring_top, ring_left = max(top - 2, 0), max(x0 - 2, 0)  # the box and two pixels around it
+            ring = np.s_[ring_top:height - y0 + 2, ring_left:x1 + 2]
+            if before is None:
+                before = pixels.copy()
+            around = pixels[ring].copy()
+            part.draw(renderer)  # at the place just found: its offset is set
+            escaped = pixels[ring] != around
+            escaped[top - ring_top:top - ring_top + y1 - y0, x0 - ring_left:x1 - ring_left] = False
+            if escaped.any():
+                pixels[...] = before
+                artist.draw(renderer)
+                for key in drawn:
+                    del self._overlays[key]
+                return
+            self._overlays[key] = self.canvas.copy_from_bbox(Bbox.from_extents(x0, y0, x1, y1))
+            drawn.append(key)
         while len(self._overlays) > self.KEPT_OVERLAYS:
             self._overlays.popitem(last=False)
+
+
+    @staticmethod
+    def _place(artist, parts, renderer):
+        """part -> its box in display coordinates: ``artist`` laid out, its parts placed, none of them drawn."""
+        placed = {}
+        for part in parts:  # matplotlib places a part just before drawing it: note where, draw nothing yet
+            part.draw = lambda renderer, part=part: placed.__setitem__(part, part.get_window_extent(renderer))
+        try:
+            artist.draw(renderer)
+        finally:
+            for part in parts:
+                del part.draw
+        return placed
+
+
+def _pixel_box(extent, padding):
+    """The whole pixels (x0, y0, x1, y1; display coordinates, ends excluded) that ``extent`` touches, widened by
+    ``padding`` pixels left and right."""
+    return (int(np.floor(extent.x0)) - padding, int(np.floor(extent.y0)), int(np.ceil(extent.x1)) + padding,
+            int(np.ceil(extent.y1)))
+
+
+def _apart(boxes):
+    """Whether no two of ``boxes`` (as ``_pixel_box`` gives them) share a pixel."""
+    return not any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                   for index, a in enumerate(boxes) for b in boxes[index + 1:])
 
 
 class _SideBySide:
@@ -238,11 +307,13 @@ class RacePicture(_SideBySide):
         return self
 
     def _overlays(self, panel):
-        """The legend, beside the loss panel's axes, is kept per set of names and font size."""
+        """The legend, beside the loss panel's axes, is kept entry by entry: each entry (its line and its name)
+        per label, name and font size."""
         if panel is not self.loss:
             return None
-        texts = self.legend.get_texts()
-        return {self.legend: tuple((text.get_text(), text.get_fontsize()) for text in texts)}
+        entries = _legend_entries(self.legend)
+        return {self.legend: {entries[text]: (label, text.get_text(), text.get_fontsize())
+                              for label, text in zip(self.labels, self.legend.get_texts(), strict=True)}}
 
     def _name_runners(self, names):
         """The legend's names, each line wrapped at ``LEGEND_WIDTH`` characters, in a font small enough for
@@ -264,6 +335,22 @@ class RacePicture(_SideBySide):
             self._landscape_artists.remove()
         self._landscape_artists = draw_landscape(self.ax_map, landscape)
         self.ax_map.set_title(landscape.name, fontsize=10)
+
+
+def _legend_entries(legend):
+    """text -> the box matplotlib packs that legend text in with its handle (the entry)."""
+    texts, entries = set(legend.get_texts()), {}
+
+    def visit(box):
+        for child in box.get_children():
+            found = [t for t in getattr(child, "get_children", list)() if t in texts]
+            if found:  # the text's own box: ``box`` holds it and its handle
+                entries[found[0]] = box
+            elif hasattr(child, "get_children"):
+                visit(child)
+
+    visit(legend)
+    return entries
 
 
 def style(index):

@@ -225,6 +225,37 @@ def test_a_diverging_run_says_where_on_the_plot_and_in_the_summary():
     assert f"SGD (α=10): diverged at step {trajectory.diverged_at}" in summary_text(race)
 
 
+class _CountingNamespace(dict):
+    """A notebook's variables that count how often a widget looks a name up."""
+
+    lookups = 0
+
+    def get(self, *arguments):
+        self.lookups += 1
+        return super().get(*arguments)
+
+
+def test_a_learners_rule_is_looked_up_once_per_run_and_a_fixed_cell_races_at_the_next_change():
+    def rmsprop(x, dx, config=None):
+        raise NotImplementedError()
+
+    notebook = _CountingNamespace(rmsprop=rmsprop)
+    yours = checks.YourFunction(rmsprop, "rmsprop", namespace=notebook)
+    race = widgets.race({"your rmsprop": yours, "reference": optim.rmsprop}, landscape="Rosenbrock",
+                        controls=("learning_rate", "decay_rate"), learning_rate=0.05, steps=300)
+    assert race.results["your rmsprop"] == "finish Exercise 3.1 first"
+    assert "your rmsprop: finish Exercise 3.1 first" in race.picture.message.get_text()
+    notebook["rmsprop"] = optim.rmsprop  # the learner fixes the exercise cell: the next change races it
+    race.slider("decay_rate", "reference").value = 0.9
+    np.testing.assert_array_equal(race.results["your rmsprop"].points, race.results["reference"].points)
+    assert len(race.results["your rmsprop"].points) == 301
+    assert notebook.lookups == 2  # one per run (the first picture and one change), not one per step (600)
+    notebook["rmsprop"] = checks.EXERCISES["rmsprop"].likely_bugs[0][0]  # broken again: said at the next change
+    race.slider("learning_rate", "reference").value = 0.02
+    assert race.results["your rmsprop"] == "does not pass Exercise 3.1 yet (see its check cell)"
+    assert notebook.lookups == 3
+
+
 def test_a_rule_that_raises_is_named_on_the_plot_not_as_a_traceback():
     def broken(x, dx, config=None):
         raise KeyError("velocity")
@@ -394,8 +425,10 @@ def test_schedule_explorer_shows_the_learners_schedule_or_a_message():
     def step_decay(t, learning_rate, step_size, gamma=0.5):
         return schedules.step_decay(t, learning_rate, step_size, gamma)
 
-    explorer = widgets.schedule_explorer(yours=checks.your_rule(step_decay))
+    notebook = _CountingNamespace(step_decay=step_decay)
+    explorer = widgets.schedule_explorer(yours=checks.YourFunction(step_decay, "step_decay", namespace=notebook))
     np.testing.assert_array_equal(explorer.curves["yours"][0], explorer.curves["schedule"][0])
+    assert notebook.lookups == 1  # once for the curve, not once per step
     # A constant rate settles on a noise floor; step decay goes below it.
     assert explorer.curves["schedule"][1][-100:].mean() < 0.3 * explorer.curves["constant α0"][1][-100:].mean()
 
@@ -427,28 +460,52 @@ def six_rule_race(**values):
 
 
 def drawn_from_scratch(picture):
-    """The picture's PNG with nothing kept: every panel's static picture and kept legend dropped first."""
+    """The picture's PNG with nothing kept: every panel's static picture, kept legend entries and their places
+    dropped first."""
     for panel in picture.panels:
         panel._pictures.clear()
         panel._overlays.clear()
+        panel._placements.clear()
     return picture.png()
 
 
 def test_kept_legend_pixels_give_the_picture_drawn_from_scratch():
-    # The legend's pixels are kept per set of names (plots._Panel): every picture after a series of changes must
-    # be the one drawn with nothing kept.
+    # The legend's pixels are kept entry by entry (plots._Panel): every picture after a series of changes must be
+    # the one drawn with nothing kept, and only the entries whose names changed, or that moved, are drawn again.
     race = six_rule_race()
     changes = [("steps", 150), ("steps", 420), ("decay_rate[rmsprop]", 0.9), ("landscape", "saddle"),
                ("steps", 150), ("landscape", "Rosenbrock"), ("decay_rate[rmsprop]", 0.99), ("steps", 200),
-               ("learning_rate[adam]", 0.05), ("steps", 150), ("decay_rate[rmsprop]", 0.9)]
-    legend, drawn = race.picture.legend, []
-    draw = legend.draw
+               ("learning_rate[adam]", 0.05), ("steps", 150), ("decay_rate[rmsprop]", 0.9),
+               ("learning_rate[nesterov]", 0.3), ("learning_rate[nesterov]", 1e-3), ("beta2[adam]", 0.9),
+               # rmsprop's name takes a line more: adam's entry moves down
+               ("decay_rate[rmsprop]", 0.999), ("learning_rate[rmsprop]", 0.0123),
+               ("learning_rate[nesterov]", 0.3), ("steps", 420), ("learning_rate[sgd]", 0.0123)]
+    picture = race.picture
+    labels, texts = picture.labels, picture.legend.get_texts()
+    entries = plots._legend_entries(picture.legend)
+    renderer = picture.loss.canvas.get_renderer()
+
+    def shown():  # label -> (name, font size, where the entry was drawn)
+        return {label: (text.get_text(), text.get_fontsize(), entries[text].get_window_extent(renderer).bounds)
+                for label, text in zip(labels, texts, strict=True)}
+
+    drawn, seen_axes = [], {picture.loss.key}
+    for text, label in zip(texts, labels, strict=True):
+        text.draw = lambda renderer, text=text, label=label: (drawn.append(label), type(text).draw(text, renderer))
+    moves = 0
     for name, value in changes:
-        legend.draw = lambda renderer, name=name: (drawn.append(name), draw(renderer))
+        before = shown()
+        drawn.clear()
         race.controls[name].value = value
-        legend.draw = draw
-        assert bytes(race.image.value) == drawn_from_scratch(race.picture), (name, value)
-    assert len(drawn) <= len(changes) - 4  # the kept pixels were used (the steps and the landscape keep names)
+        after = shown()
+        changed = {label for label in labels if before[label] != after[label]}
+        moves += any(before[label][:2] == after[label][:2] for label in changed)
+        new_axis = picture.loss.key not in seen_axes
+        seen_axes.add(picture.loss.key)
+        assert set(drawn) == (set(labels) if new_axis else changed), (name, value, drawn, changed)
+        assert bytes(race.image.value) == drawn_from_scratch(picture), (name, value)
+        seen_axes = {picture.loss.key}  # drawing from scratch dropped what was kept for the others
+    assert moves  # an entry whose name stayed was drawn again where it moved to
 
 
 def test_a_legend_whose_names_change_is_drawn_again():
