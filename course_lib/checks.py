@@ -724,7 +724,7 @@ def your_dropout_on_average(candidate, activations, drop_probability=0.5, passes
         return
     activations = np.asarray(activations, dtype=float).ravel()
     mean = regularization.mean_of_dropout_passes(candidate, activations, drop_probability, passes,
-                                         np.random.default_rng(seed))
+                                                 np.random.default_rng(seed))
     test = candidate(activations[None, :], drop_probability, False, np.random.default_rng(seed))[0]
     apart = np.linalg.norm(mean - test) / np.linalg.norm(test)
     theory_apart = np.sqrt(drop_probability / ((1 - drop_probability) * passes))
